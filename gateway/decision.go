@@ -1,0 +1,76 @@
+package gateway
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Operator says how a released field is transformed for a recipient.
+type Operator string
+
+// Operators, from most to least revealing. Drop is the same as not naming
+// the field; it exists so policies can be explicit.
+const (
+	OpKeep       Operator = "keep"       // value as is
+	OpGeneralise Operator = "generalise" // date → year, birth date → age band
+	OpMask       Operator = "mask"       // card number → last four, e-mail → partial
+	OpHash       Operator = "hash"       // HMAC-SHA256 pseudonym with the recipient's key
+	OpDrop       Operator = "drop"       // withheld
+)
+
+// Valid reports whether o is a known operator.
+func (o Operator) Valid() bool {
+	switch o {
+	case OpKeep, OpGeneralise, OpMask, OpHash, OpDrop:
+		return true
+	}
+	return false
+}
+
+// Transfer describes the cross-border aspect of a decision.
+type Transfer struct {
+	CrossBorder bool   `json:"cross_border"`
+	Mechanism   string `json:"mechanism,omitempty"` // e.g. adequacy, scc, bcr, art49_contract, kz_consent
+}
+
+// Decision is the policy's answer for one (event, recipient).
+type Decision struct {
+	Allow    bool                `json:"allow"`
+	Fields   map[string]Operator `json:"fields"`
+	Basis    string              `json:"basis,omitempty"`
+	Transfer Transfer            `json:"transfer"`
+	Reasons  []string            `json:"reasons"`
+	Revision string              `json:"revision"`
+}
+
+// Released returns the released field paths in sorted order (drop excluded).
+func (d *Decision) Released() []string {
+	out := make([]string, 0, len(d.Fields))
+	for p, op := range d.Fields {
+		if op != OpDrop {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// CheckScope verifies the second fence: every field the decision releases
+// must be in the recipient's contract scope for this event type, with an
+// operator the contract allows. It returns an error wrapping
+// ErrScopeViolation naming the first offending path (never a value).
+func (d *Decision) CheckScope(r *Recipient, eventType string) error {
+	if !d.Allow {
+		return nil
+	}
+	for _, p := range d.Released() {
+		op := d.Fields[p]
+		if !op.Valid() {
+			return fmt.Errorf("field %s: unknown operator %q: %w", p, op, ErrScopeViolation)
+		}
+		if !r.Scope.Allows(eventType, p, op) {
+			return fmt.Errorf("recipient %s, %s field %s with %s: %w", r.ID, eventType, p, op, ErrScopeViolation)
+		}
+	}
+	return nil
+}

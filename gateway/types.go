@@ -1,0 +1,134 @@
+package gateway
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Header is one Kafka record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Message is a raw record read from a source topic. Value holds personal
+// data: it is handed to the Decoder and to the dead-letter/held sinks, never
+// to logs, spans, metrics or errors.
+type Message struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+	Time      time.Time
+}
+
+// Header returns the value of the first header named key, or nil.
+func (m *Message) Header(key string) []byte {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return h.Value
+		}
+	}
+	return nil
+}
+
+// SchemaRef names the Avro schema of a record.
+type SchemaRef struct {
+	Name        string // full Avro name, e.g. dgw.events.Booking
+	EventType   string // short event type the policy sees, e.g. booking
+	Fingerprint uint64 // CRC-64-AVRO of the canonical form
+}
+
+// Event is one decoded source record about exactly one data subject.
+type Event struct {
+	Msg        Message
+	ID         string // event id, safe to log
+	Schema     SchemaRef
+	SubjectID  string // passenger id: personal data, never logged or given to the policy
+	OccurredAt time.Time
+	// Value is the decoded Avro value in normalised generic form:
+	// map[string]any for records, []any for arrays, nil for null, and the
+	// branch value itself for unions. Only the Redactor reads it.
+	Value   map[string]any
+	Context DecisionContext
+}
+
+// DecisionContext is everything the policy may see about an event. It holds
+// no personal data beyond coarse subject flags (minor, citizenship and
+// residence country codes, consent/objection/erasure state); that is what
+// makes decisions safe to evaluate in Rego and cacheable by exact value.
+type DecisionContext struct {
+	Event   EventContext   `json:"event"`
+	Subject SubjectContext `json:"subject"`
+	Schema  SchemaContext  `json:"schema"`
+}
+
+// EventContext is the routing and purpose part of the decision context.
+// Fields are filled from schema fields annotated with "context": "event.<name>".
+type EventContext struct {
+	Type               string   `json:"type"`
+	Purpose            string   `json:"purpose"`
+	PointOfSale        string   `json:"point_of_sale,omitempty"`
+	OriginCountry      string   `json:"origin_country,omitempty"`
+	DestinationCountry string   `json:"destination_country,omitempty"`
+	Route              []string `json:"route"`
+	BookingChannel     string   `json:"booking_channel,omitempty"`
+	AgencyCode         string   `json:"agency_code,omitempty"`
+	CorporateAccount   string   `json:"corporate_account,omitempty"`
+	EmployerPaid       bool     `json:"employer_paid"`
+}
+
+// SubjectContext carries the subject flags. Citizenship and residence come
+// from annotated fields; consents, objections and erasure from subject state.
+type SubjectContext struct {
+	Minor       bool            `json:"minor"`
+	Citizenship string          `json:"citizenship,omitempty"`
+	Residence   string          `json:"residence,omitempty"`
+	Consents    map[string]bool `json:"consents"`
+	Objections  []string        `json:"objections"`
+	Erased      bool            `json:"erased"`
+}
+
+// SchemaContext names the event's schema; the field catalogue with
+// categories is static per schema and is given to the policy as data, not
+// input, so it does not bloat every evaluation.
+type SchemaContext struct {
+	Name string `json:"name"`
+}
+
+// Key returns the canonical encoding of the context, used as the decision
+// cache key together with the recipient id and policy revision.
+// encoding/json sorts map keys, so equal contexts give equal keys.
+func (c *DecisionContext) Key() string {
+	b, err := json.Marshal(c)
+	if err != nil {
+		// Only plain strings, bools, slices and maps: cannot fail.
+		panic("gateway: marshal decision context: " + err.Error())
+	}
+	return string(b)
+}
+
+// Field describes one field of an event schema, flattened to a dotted path
+// from the record root. Arrays are transparent: a field of the records in
+// array "segments" has path "itinerary.segments.flight_number".
+type Field struct {
+	Path     string `json:"path"`
+	Category string `json:"category"`          // data category from POLICY-REFERENCE §2
+	Context  string `json:"context,omitempty"` // decision-context key, e.g. event.route
+	Role     string `json:"role,omitempty"`    // event_id, subject_id, occurred_at, birth_date
+	Format   string `json:"format,omitempty"`  // pan, email, phone, card_security_code, ...
+	Kind     string `json:"kind"`              // string, int, long, boolean, double, enum, date, timestamp, decimal, record, array
+	Leaf     bool   `json:"leaf"`
+	Repeated bool   `json:"repeated,omitempty"` // inside an array
+}
+
+// Disclosure is one record to write: a recipient delivery, a parked event
+// or an audit record.
+type Disclosure struct {
+	Topic   string
+	Key     []byte
+	Value   []byte
+	Headers []Header
+}
