@@ -1,0 +1,500 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Outcome is what happened for one (event, recipient).
+type Outcome string
+
+// Outcomes of a recipient decision.
+const (
+	OutcomeDelivered Outcome = "delivered" // a redacted record was acknowledged on the recipient's topic
+	OutcomeRefused   Outcome = "refused"   // the policy refused; nothing was sent
+	OutcomeHeld      Outcome = "held"      // could not decide or deliver; parked in the held topic
+)
+
+// RecipientResult is the outcome for one recipient of one event.
+type RecipientResult struct {
+	Recipient *Recipient
+	Outcome   Outcome
+	Decision  Decision // zero when the decision itself failed
+	Reason    Reason   // for held results
+	Err       error    // for held results; never holds field values
+	Schema    uint64   // fingerprint of the recipient schema, for deliveries
+}
+
+// EventResult reports how one source record was handled. It is handed to
+// observers after the record is acknowledged. It carries no field values.
+type EventResult struct {
+	Topic      string
+	Partition  int
+	Offset     int64
+	EventID    string // empty when the record could not be decoded
+	EventType  string
+	SourceTime time.Time
+	DeadLetter Reason // non-empty when the whole record was dead-lettered
+	Err        error  // the dead-letter cause
+	Recipients []RecipientResult
+}
+
+// Observer receives every handled record, e.g. to count, audit or report.
+// Observe is called from worker goroutines concurrently and must not block.
+type Observer interface {
+	Observe(r *EventResult)
+}
+
+// ObserverFunc adapts a function to Observer.
+type ObserverFunc func(r *EventResult)
+
+// Observe calls f(r).
+func (f ObserverFunc) Observe(r *EventResult) { f(r) }
+
+// Auditor turns an event's decisions into audit records written in the same
+// batch as the deliveries, so an offset is committed only once its audit
+// records are acknowledged too.
+type Auditor interface {
+	Records(e *Event, results []RecipientResult) ([]Disclosure, error)
+}
+
+// Option configures a Pipeline.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	workers       int
+	queue         int
+	deadLetter    string
+	held          string
+	logger        *slog.Logger
+	observers     []Observer
+	auditor       Auditor
+	drainTimeout  time.Duration
+	retryMin      time.Duration
+	retryMax      time.Duration
+	sinkAttempts  int
+	recipientList []*Recipient
+}
+
+// WithWorkers sets the number of concurrent workers. Events with the same
+// key always go to the same worker, which keeps per-key order in every
+// recipient topic. Default 8.
+func WithWorkers(n int) Option { return optionFunc(func(c *config) { c.workers = n }) }
+
+// WithQueue sets each worker's queue length; workers × (queue+1) bounds the
+// events in flight, and so memory, whatever the backlog. Default 32.
+func WithQueue(n int) Option { return optionFunc(func(c *config) { c.queue = n }) }
+
+// WithDeadLetterTopic names the topic for undecodable records. Default dgw.deadletter.
+func WithDeadLetterTopic(t string) Option { return optionFunc(func(c *config) { c.deadLetter = t }) }
+
+// WithHeldTopic names the topic for records that could not be decided or
+// delivered for a recipient. Default dgw.held.
+func WithHeldTopic(t string) Option { return optionFunc(func(c *config) { c.held = t }) }
+
+// WithLogger sets the logger. Default discards.
+func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
+
+// WithObserver adds an observer.
+func WithObserver(o Observer) Option {
+	return optionFunc(func(c *config) { c.observers = append(c.observers, o) })
+}
+
+// WithAuditor sets the auditor whose records join every event's write.
+func WithAuditor(a Auditor) Option { return optionFunc(func(c *config) { c.auditor = a }) }
+
+// WithDrainTimeout bounds how long Run keeps working on queued events after
+// its context is cancelled. Events not finished by then are not acked and
+// so not committed: they are read again after a restart. Default 30s.
+func WithDrainTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.drainTimeout = d })
+}
+
+// WithRetryBackoff sets the backoff between attempts to write parked
+// records. Parking is retried until it succeeds or the drain timeout ends.
+func WithRetryBackoff(min, max time.Duration) Option {
+	return optionFunc(func(c *config) { c.retryMin, c.retryMax = min, max })
+}
+
+// WithSinkAttempts sets how many times a failed delivery is written again
+// before the recipient's copy is held. Default 3.
+func WithSinkAttempts(n int) Option { return optionFunc(func(c *config) { c.sinkAttempts = n }) }
+
+func (c *config) validate() error {
+	if c.workers <= 0 {
+		return fmt.Errorf("workers must be positive, got %d", c.workers)
+	}
+	if c.queue < 0 {
+		return fmt.Errorf("queue must not be negative, got %d", c.queue)
+	}
+	if c.deadLetter == "" || c.held == "" {
+		return errors.New("dead-letter and held topics must be named")
+	}
+	if c.retryMin <= 0 || c.retryMax < c.retryMin {
+		return fmt.Errorf("retry backoff: need 0 < min <= max, got %s..%s", c.retryMin, c.retryMax)
+	}
+	if c.sinkAttempts <= 0 {
+		return fmt.Errorf("sink attempts must be positive, got %d", c.sinkAttempts)
+	}
+	seenID := map[string]bool{}
+	seenTopic := map[string]bool{c.deadLetter: true, c.held: true}
+	for _, r := range c.recipientList {
+		if r == nil || r.ID == "" || r.Topic == "" {
+			return errors.New("every recipient needs an id and a topic")
+		}
+		if seenID[r.ID] {
+			return fmt.Errorf("recipient %s registered twice", r.ID)
+		}
+		if seenTopic[r.Topic] {
+			return fmt.Errorf("recipient %s: topic %s is used twice", r.ID, r.Topic)
+		}
+		seenID[r.ID], seenTopic[r.Topic] = true, true
+	}
+	return nil
+}
+
+// Pipeline reads source records, decides and redacts per recipient, writes
+// the recipients' records, parks what it cannot handle, and acks a record
+// only when everything written for it is acknowledged.
+type Pipeline struct {
+	src        Source
+	dec        Decoder
+	decider    Decider
+	red        Redactor
+	sink       Sink
+	recipients []*Recipient
+	cfg        config
+	log        *slog.Logger
+}
+
+// New builds a pipeline. recipients is the registry: every event is
+// considered for every recipient, in the given order.
+func New(src Source, dec Decoder, decider Decider, red Redactor, sink Sink, recipients []*Recipient, opts ...Option) (*Pipeline, error) {
+	if src == nil || dec == nil || decider == nil || red == nil || sink == nil {
+		return nil, errors.New("pipeline: source, decoder, decider, redactor and sink are required")
+	}
+	cfg := config{
+		workers:       8,
+		queue:         32,
+		deadLetter:    "dgw.deadletter",
+		held:          "dgw.held",
+		drainTimeout:  30 * time.Second,
+		retryMin:      100 * time.Millisecond,
+		retryMax:      5 * time.Second,
+		sinkAttempts:  3,
+		recipientList: recipients,
+	}
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	log := cfg.logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Pipeline{src: src, dec: dec, decider: decider, red: red, sink: sink,
+		recipients: recipients, cfg: cfg, log: log}, nil
+}
+
+type job struct {
+	msg Message
+	ack AckFunc
+}
+
+// Run processes records until ctx is cancelled or the source is closed, then
+// drains queued work (bounded by the drain timeout) and returns. It does not
+// close the source or the sink: their owner does, after Run returns, so the
+// source can commit what was acked.
+func (p *Pipeline) Run(ctx context.Context) error {
+	// Work continues past ctx's cancellation so queued events can finish;
+	// workCtx ends drainTimeout after ctx does.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(p.cfg.drainTimeout, cancelWork)
+		context.AfterFunc(workCtx, func() { t.Stop() })
+	})
+	defer stop()
+
+	queues := make([]chan job, p.cfg.workers)
+	var wg sync.WaitGroup
+	for i := range queues {
+		queues[i] = make(chan job, p.cfg.queue)
+		wg.Add(1)
+		go func(q <-chan job) {
+			defer wg.Done()
+			for j := range q {
+				p.handle(workCtx, j)
+			}
+		}(queues[i])
+	}
+	var runErr error
+	for {
+		msg, ack, err := p.src.Read(ctx)
+		if err != nil {
+			if !errors.Is(err, ErrClosed) && ctx.Err() == nil {
+				runErr = fmt.Errorf("read source: %w", err)
+			}
+			break
+		}
+		q := queues[p.worker(&msg)]
+		select {
+		case q <- job{msg, ack}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	return runErr
+}
+
+func (p *Pipeline) worker(m *Message) int {
+	h := fnv.New32a()
+	if len(m.Key) > 0 {
+		_, _ = h.Write(m.Key)
+	} else {
+		_, _ = h.Write([]byte(m.Topic))
+		_, _ = h.Write([]byte{byte(m.Partition >> 8), byte(m.Partition)})
+	}
+	return int(h.Sum32() % uint32(p.cfg.workers))
+}
+
+// handle processes one record. It acks only when every record written for
+// it is acknowledged; when parking fails until the work context ends, the
+// record stays unacked and is read again after a restart.
+func (p *Pipeline) handle(ctx context.Context, j job) {
+	res := &EventResult{Topic: j.msg.Topic, Partition: j.msg.Partition, Offset: j.msg.Offset, SourceTime: j.msg.Time}
+	ev, err := p.dec.Decode(j.msg)
+	if err != nil {
+		reason, ok := ReasonOf(err)
+		if !ok {
+			reason = ReasonDecode
+		}
+		res.DeadLetter, res.Err = reason, err
+		p.log.Warn("dead-lettered record", "topic", j.msg.Topic, "partition", j.msg.Partition,
+			"offset", j.msg.Offset, "reason", string(reason), "error", err.Error())
+		if !p.writeParked(ctx, p.parked(&j.msg, p.cfg.deadLetter, reason, err, "", "")) {
+			return
+		}
+		p.finish(ctx, j, res)
+		return
+	}
+	res.EventID, res.EventType = ev.ID, ev.Schema.EventType
+	res.Recipients = make([]RecipientResult, len(p.recipients))
+	out := make([]Disclosure, 0, len(p.recipients)+1)
+	owner := make([]int, 0, len(p.recipients)+1) // recipient index of out[i], -1 for held/audit
+	for i, r := range p.recipients {
+		rr := &res.Recipients[i]
+		rr.Recipient = r
+		d, err := p.decide(ctx, ev, r)
+		rr.Decision = d
+		if err != nil {
+			reason, ok := ReasonOf(err)
+			if !ok {
+				reason = ReasonPolicy
+			}
+			rr.Outcome, rr.Reason, rr.Err = OutcomeHeld, reason, err
+			p.log.Warn("held for recipient", "event_id", ev.ID, "recipient", r.ID, "reason", string(reason), "error", err.Error())
+			out = append(out, p.parked(&j.msg, p.cfg.held, reason, err, r.ID, ev.ID))
+			owner = append(owner, -1)
+			continue
+		}
+		if !d.Allow {
+			rr.Outcome = OutcomeRefused
+			continue
+		}
+		val, fp, err := p.red.Redact(ev, r, &d)
+		if err != nil {
+			reason := ReasonRedact
+			if errors.Is(err, ErrScopeViolation) {
+				reason = ReasonScope
+			}
+			rr.Outcome, rr.Reason, rr.Err = OutcomeHeld, reason, err
+			p.log.Warn("held for recipient", "event_id", ev.ID, "recipient", r.ID, "reason", string(reason), "error", err.Error())
+			out = append(out, p.parked(&j.msg, p.cfg.held, reason, err, r.ID, ev.ID))
+			owner = append(owner, -1)
+			continue
+		}
+		rr.Outcome, rr.Schema = OutcomeDelivered, fp
+		out = append(out, p.delivery(ev, r, &d, val, fp))
+		owner = append(owner, i)
+	}
+	if p.cfg.auditor != nil {
+		recs, err := p.cfg.auditor.Records(ev, res.Recipients)
+		if err != nil {
+			// Without its audit record no disclosure may happen: hold the
+			// deliveries, keep the other parked records.
+			p.log.Error("audit records failed; holding deliveries", "event_id", ev.ID, "error", err.Error())
+			for k, i := range owner {
+				if i >= 0 {
+					rr := &res.Recipients[i]
+					rr.Outcome, rr.Reason, rr.Err = OutcomeHeld, ReasonSink, err
+					out[k] = p.parked(&j.msg, p.cfg.held, ReasonSink, err, rr.Recipient.ID, ev.ID)
+					owner[k] = -1
+				}
+			}
+		} else {
+			out = append(out, recs...)
+		}
+	}
+	if !p.deliver(ctx, &j.msg, ev, res, out, owner) {
+		return
+	}
+	p.finish(ctx, j, res)
+}
+
+func (p *Pipeline) decide(ctx context.Context, ev *Event, r *Recipient) (Decision, error) {
+	d, err := p.decider.Decide(ctx, &ev.Context, r)
+	if err != nil {
+		return Decision{}, &ParkError{Reason: ReasonPolicy, Recipient: r.ID, Err: err}
+	}
+	if err := d.CheckScope(r, ev.Schema.EventType); err != nil {
+		return d, &ParkError{Reason: ReasonScope, Recipient: r.ID, Err: err}
+	}
+	if d.Allow && len(d.Released()) == 0 {
+		// Allowed with nothing to release: an empty record tells the
+		// recipient only that the passenger exists. Refuse instead.
+		d.Allow = false
+		d.Reasons = append(d.Reasons, "no field released")
+	}
+	return d, nil
+}
+
+// deliver writes out; deliveries that fail after the configured attempts are
+// turned into held records for their recipient. It returns false when the
+// records could not all be written or parked before ctx ended.
+func (p *Pipeline) deliver(ctx context.Context, msg *Message, ev *Event, res *EventResult, out []Disclosure, owner []int) bool {
+	pending := out
+	pendingOwner := owner
+	for attempt := 1; len(pending) > 0; attempt++ {
+		err := p.sink.Write(ctx, pending...)
+		if err == nil {
+			return true
+		}
+		var de DeliveryErrors
+		failed := make([]int, 0, len(pending))
+		if errors.As(err, &de) && len(de) == len(pending) {
+			for k, e := range de {
+				if e != nil {
+					failed = append(failed, k)
+				}
+			}
+		} else {
+			for k := range pending {
+				failed = append(failed, k)
+			}
+		}
+		next := make([]Disclosure, 0, len(failed))
+		nextOwner := make([]int, 0, len(failed))
+		for _, k := range failed {
+			i := pendingOwner[k]
+			if i >= 0 && attempt >= p.cfg.sinkAttempts {
+				rr := &res.Recipients[i]
+				rr.Outcome, rr.Reason, rr.Err = OutcomeHeld, ReasonSink, err
+				p.log.Warn("delivery failed; held", "event_id", ev.ID, "recipient", rr.Recipient.ID, "error", err.Error())
+				next = append(next, p.parked(msg, p.cfg.held, ReasonSink, err, rr.Recipient.ID, ev.ID))
+				nextOwner = append(nextOwner, -1)
+				continue
+			}
+			next = append(next, pending[k])
+			nextOwner = append(nextOwner, i)
+		}
+		pending, pendingOwner = next, nextOwner
+		if !p.sleep(ctx, attempt) {
+			return false
+		}
+	}
+	return true
+}
+
+// writeParked writes parked records until they are acknowledged or ctx ends.
+func (p *Pipeline) writeParked(ctx context.Context, ds ...Disclosure) bool {
+	for attempt := 1; ; attempt++ {
+		err := p.sink.Write(ctx, ds...)
+		if err == nil {
+			return true
+		}
+		p.log.Error("writing parked record failed; retrying", "attempt", attempt, "error", err.Error())
+		if !p.sleep(ctx, attempt) {
+			return false
+		}
+	}
+}
+
+func (p *Pipeline) sleep(ctx context.Context, attempt int) bool {
+	d := p.cfg.retryMin << min(attempt-1, 16)
+	if d > p.cfg.retryMax || d <= 0 {
+		d = p.cfg.retryMax
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (p *Pipeline) finish(ctx context.Context, j job, res *EventResult) {
+	if err := j.ack(ctx); err != nil {
+		// Not committed: the record is read again (at-least-once).
+		p.log.Error("ack failed", "topic", j.msg.Topic, "partition", j.msg.Partition, "offset", j.msg.Offset, "error", err.Error())
+		return
+	}
+	for _, o := range p.cfg.observers {
+		o.Observe(res)
+	}
+}
+
+func (p *Pipeline) delivery(ev *Event, r *Recipient, d *Decision, val []byte, fp uint64) Disclosure {
+	hs := make([]Header, 0, 10)
+	hs = append(hs,
+		Header{HeaderEventID, []byte(ev.ID)},
+		Header{HeaderEventType, []byte(ev.Schema.EventType)},
+		Header{HeaderSchema, []byte(FingerprintHex(fp))},
+		Header{HeaderSourceSchema, []byte(FingerprintHex(ev.Schema.Fingerprint))},
+		Header{HeaderPolicyRevision, []byte(d.Revision)},
+		Header{HeaderRecipient, []byte(r.ID)},
+	)
+	hs = sourceHeaders(&ev.Msg, hs)
+	return Disclosure{Topic: r.Topic, Key: ev.Msg.Key, Value: val, Headers: hs}
+}
+
+// parked builds a dead-letter or held record: the source bytes unchanged,
+// the source headers, and why. recipient is set for held records, which are
+// redriven for that recipient only.
+func (p *Pipeline) parked(m *Message, topic string, reason Reason, err error, recipient, eventID string) Disclosure {
+	hs := make([]Header, 0, len(m.Headers)+8)
+	for _, h := range m.Headers {
+		if len(h.Key) < 4 || h.Key[:4] != "dgw-" {
+			hs = append(hs, h)
+		}
+	}
+	hs = append(hs, Header{HeaderReason, []byte(reason)}, Header{HeaderReasonDetail, []byte(err.Error())})
+	if recipient != "" {
+		hs = append(hs, Header{HeaderRecipient, []byte(recipient)})
+	}
+	if eventID != "" {
+		hs = append(hs, Header{HeaderEventID, []byte(eventID)})
+	}
+	hs = sourceHeaders(m, hs)
+	return Disclosure{Topic: topic, Key: m.Key, Value: m.Value, Headers: hs}
+}
