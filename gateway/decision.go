@@ -41,6 +41,9 @@ type Decision struct {
 	Transfer Transfer            `json:"transfer"`
 	Reasons  []string            `json:"reasons"`
 	Revision string              `json:"revision"`
+	// Cached reports that the decision came from the decision cache; it
+	// feeds metrics only and is not part of the decision.
+	Cached bool `json:"-"`
 }
 
 // Released returns the released field paths in sorted order (drop excluded).

@@ -9,6 +9,12 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Outcome is what happened for one (event, recipient).
@@ -84,6 +90,10 @@ type config struct {
 	retryMax      time.Duration
 	sinkAttempts  int
 	recipientList []*Recipient
+
+	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
+	propagator     propagation.TextMapPropagator
 }
 
 // WithWorkers sets the number of concurrent workers. Events with the same
@@ -175,6 +185,7 @@ type Pipeline struct {
 	recipients []*Recipient
 	cfg        config
 	log        *slog.Logger
+	tel        *instruments
 }
 
 // New builds a pipeline. recipients is the registry: every event is
@@ -204,8 +215,12 @@ func New(src Source, dec Decoder, decider Decider, red Redactor, sink Sink, reci
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	tel, err := newInstruments(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: telemetry: %w", err)
+	}
 	return &Pipeline{src: src, dec: dec, decider: decider, red: red, sink: sink,
-		recipients: recipients, cfg: cfg, log: log}, nil
+		recipients: recipients, cfg: cfg, log: log, tel: tel}, nil
 }
 
 type job struct {
@@ -281,6 +296,15 @@ func (p *Pipeline) worker(m *Message) int {
 // record stays unacked and is read again after a restart.
 func (p *Pipeline) handle(ctx context.Context, j job) {
 	res := &EventResult{Topic: j.msg.Topic, Partition: j.msg.Partition, Offset: j.msg.Offset, SourceTime: j.msg.Time}
+	// The trace continues from the publisher's record into every output.
+	ctx = p.tel.prop.Extract(ctx, HeaderCarrier{&j.msg.Headers})
+	ctx, span := p.tel.tracer.Start(ctx, "dgw.consume "+j.msg.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.system", "kafka"),
+			attribute.String("messaging.destination.name", j.msg.Topic),
+			attribute.Int("messaging.destination.partition.id", j.msg.Partition),
+			attribute.Int64("messaging.kafka.offset", j.msg.Offset)))
+	defer span.End()
+	p.tel.consumed.Add(ctx, 1, metric.WithAttributes(attribute.String("topic", j.msg.Topic)))
 	ev, err := p.dec.Decode(j.msg)
 	if err != nil {
 		reason, ok := ReasonOf(err)
@@ -288,6 +312,8 @@ func (p *Pipeline) handle(ctx context.Context, j job) {
 			reason = ReasonDecode
 		}
 		res.DeadLetter, res.Err = reason, err
+		span.SetAttributes(attribute.String("dgw.outcome", "dead-lettered"), attribute.String("dgw.reason", string(reason)))
+		span.SetStatus(codes.Error, string(reason))
 		p.log.Warn("dead-lettered record", "topic", j.msg.Topic, "partition", j.msg.Partition,
 			"offset", j.msg.Offset, "reason", string(reason), "error", err.Error())
 		if !p.writeParked(ctx, p.parked(&j.msg, p.cfg.deadLetter, reason, err, "", "")) {
@@ -297,44 +323,25 @@ func (p *Pipeline) handle(ctx context.Context, j job) {
 		return
 	}
 	res.EventID, res.EventType = ev.ID, ev.Schema.EventType
+	span.SetAttributes(attribute.String("dgw.event.id", ev.ID), attribute.String("dgw.event.type", ev.Schema.EventType))
 	res.Recipients = make([]RecipientResult, len(p.recipients))
 	out := make([]Disclosure, 0, len(p.recipients)+1)
 	owner := make([]int, 0, len(p.recipients)+1) // recipient index of out[i], -1 for held/audit
 	for i, r := range p.recipients {
 		rr := &res.Recipients[i]
 		rr.Recipient = r
-		d, err := p.decide(ctx, ev, r)
-		rr.Decision = d
-		if err != nil {
-			reason, ok := ReasonOf(err)
-			if !ok {
-				reason = ReasonPolicy
-			}
-			rr.Outcome, rr.Reason, rr.Err = OutcomeHeld, reason, err
-			p.log.Warn("held for recipient", "event_id", ev.ID, "recipient", r.ID, "reason", string(reason), "error", err.Error())
-			out = append(out, p.parked(&j.msg, p.cfg.held, reason, err, r.ID, ev.ID))
-			owner = append(owner, -1)
-			continue
+		rctx, rspan := p.tel.tracer.Start(ctx, "dgw.disclose", trace.WithAttributes(
+			attribute.String("dgw.recipient.id", r.ID), attribute.String("dgw.recipient.type", r.Type)))
+		d := p.discloseTo(rctx, &j.msg, ev, r, rr, i, &out, &owner)
+		rspan.SetAttributes(attribute.String("dgw.outcome", string(rr.Outcome)), attribute.String("dgw.policy.revision", d.Revision))
+		if d.Transfer.CrossBorder {
+			rspan.SetAttributes(attribute.String("dgw.transfer.mechanism", d.Transfer.Mechanism))
 		}
-		if !d.Allow {
-			rr.Outcome = OutcomeRefused
-			continue
+		if rr.Outcome == OutcomeHeld {
+			rspan.SetAttributes(attribute.String("dgw.reason", string(rr.Reason)))
+			rspan.SetStatus(codes.Error, string(rr.Reason))
 		}
-		val, fp, err := p.red.Redact(ev, r, &d)
-		if err != nil {
-			reason := ReasonRedact
-			if errors.Is(err, ErrScopeViolation) {
-				reason = ReasonScope
-			}
-			rr.Outcome, rr.Reason, rr.Err = OutcomeHeld, reason, err
-			p.log.Warn("held for recipient", "event_id", ev.ID, "recipient", r.ID, "reason", string(reason), "error", err.Error())
-			out = append(out, p.parked(&j.msg, p.cfg.held, reason, err, r.ID, ev.ID))
-			owner = append(owner, -1)
-			continue
-		}
-		rr.Outcome, rr.Schema = OutcomeDelivered, fp
-		out = append(out, p.delivery(ev, r, &d, val, fp))
-		owner = append(owner, i)
+		rspan.End()
 	}
 	if p.cfg.auditor != nil {
 		recs, err := p.cfg.auditor.Records(ev, res.Recipients)
@@ -354,17 +361,70 @@ func (p *Pipeline) handle(ctx context.Context, j job) {
 			out = append(out, recs...)
 		}
 	}
-	if !p.deliver(ctx, &j.msg, ev, res, out, owner) {
+	pctx, pspan := p.tel.tracer.Start(ctx, "dgw.produce", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.Int("dgw.records", len(out))))
+	ok := p.deliver(pctx, &j.msg, ev, res, out, owner)
+	pspan.End()
+	if !ok {
+		span.SetStatus(codes.Error, "not delivered before shutdown")
 		return
 	}
 	p.finish(ctx, j, res)
 }
 
+// discloseTo decides, checks and redacts one recipient's copy of ev, and
+// appends what must be written for it (a delivery or a held record) to out.
+func (p *Pipeline) discloseTo(ctx context.Context, msg *Message, ev *Event, r *Recipient, rr *RecipientResult, i int, out *[]Disclosure, owner *[]int) Decision {
+	hold := func(reason Reason, err error) {
+		rr.Outcome, rr.Reason, rr.Err = OutcomeHeld, reason, err
+		p.log.Warn("held for recipient", "event_id", ev.ID, "recipient", r.ID, "reason", string(reason), "error", err.Error())
+		*out = append(*out, p.parked(msg, p.cfg.held, reason, err, r.ID, ev.ID))
+		*owner = append(*owner, -1)
+	}
+	d, err := p.decide(ctx, ev, r)
+	rr.Decision = d
+	if err != nil {
+		reason, ok := ReasonOf(err)
+		if !ok {
+			reason = ReasonPolicy
+		}
+		hold(reason, err)
+		return d
+	}
+	if !d.Allow {
+		rr.Outcome = OutcomeRefused
+		return d
+	}
+	_, span := p.tel.tracer.Start(ctx, "dgw.redact")
+	val, fp, err := p.red.Redact(ev, r, &d)
+	span.End()
+	if err != nil {
+		reason := ReasonRedact
+		if errors.Is(err, ErrScopeViolation) {
+			reason = ReasonScope
+		}
+		hold(reason, err)
+		return d
+	}
+	rr.Outcome, rr.Schema = OutcomeDelivered, fp
+	dl := p.delivery(ev, r, &d, val, fp)
+	p.tel.prop.Inject(ctx, HeaderCarrier{&dl.Headers})
+	*out = append(*out, dl)
+	*owner = append(*owner, i)
+	return d
+}
+
 func (p *Pipeline) decide(ctx context.Context, ev *Event, r *Recipient) (Decision, error) {
+	ctx, span := p.tel.tracer.Start(ctx, "dgw.decide")
+	defer span.End()
+	start := time.Now()
 	d, err := p.decider.Decide(ctx, &ev.Context, r)
 	if err != nil {
+		span.SetStatus(codes.Error, string(ReasonPolicy))
 		return Decision{}, &ParkError{Reason: ReasonPolicy, Recipient: r.ID, Err: err}
 	}
+	p.tel.decided(ctx, &d, time.Since(start))
+	span.SetAttributes(attribute.Bool("dgw.decision.allow", d.Allow), attribute.Bool("dgw.decision.cached", d.Cached))
 	if err := d.CheckScope(r, ev.Schema.EventType); err != nil {
 		return d, &ParkError{Reason: ReasonScope, Recipient: r.ID, Err: err}
 	}
@@ -459,6 +519,7 @@ func (p *Pipeline) finish(ctx context.Context, j job, res *EventResult) {
 		p.log.Error("ack failed", "topic", j.msg.Topic, "partition", j.msg.Partition, "offset", j.msg.Offset, "error", err.Error())
 		return
 	}
+	p.tel.observe(ctx, res, time.Now())
 	for _, o := range p.cfg.observers {
 		o.Observe(res)
 	}
