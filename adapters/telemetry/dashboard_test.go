@@ -325,7 +325,7 @@ func TestDashboardStructure(t *testing.T) {
 		assert.True(t, g.W > 0 && g.H > 0 && g.X >= 0 && g.Y >= 0 && g.X+g.W <= 24, "panel %q gridPos %+v", p.Title, g)
 	}
 	panels := flatPanels(d.Panels)
-	for i, p := range panels {
+	for _, p := range panels {
 		require.NotNil(t, p.Datasource, "panel %q has no datasource", p.Title)
 		assert.Equal(t, "${datasource}", p.Datasource.UID, "panel %q", p.Title)
 		assert.NotEmpty(t, p.Targets, "panel %q has no query", p.Title)
@@ -338,7 +338,9 @@ func TestDashboardStructure(t *testing.T) {
 				assert.Equal(t, "${datasource}", tg.Datasource.UID)
 			}
 		}
-		for _, q := range panels[i+1:] {
+	}
+	for i, p := range d.Panels { // top level, rows included
+		for _, q := range d.Panels[i+1:] {
 			a, b := p.GridPos, q.GridPos
 			overlap := a.X < b.X+b.W && b.X < a.X+a.W && a.Y < b.Y+b.H && b.Y < a.Y+a.H
 			assert.False(t, overlap, "panels %q and %q overlap", p.Title, q.Title)
