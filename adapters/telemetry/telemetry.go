@@ -151,9 +151,11 @@ func (p *Providers) setupTraces(ctx context.Context, env environ, res *resource.
 		if otlp.headers != nil {
 			hopts = append(hopts, otlptracehttp.WithHeaders(otlp.headers))
 		}
+		encoding := otlptracehttp.EncodingProtobuf
 		if otlp.json {
-			hopts = append(hopts, otlptracehttp.WithEncoding(otlptracehttp.EncodingJSON))
+			encoding = otlptracehttp.EncodingJSON
 		}
+		hopts = append(hopts, otlptracehttp.WithEncoding(encoding))
 		if otlp.timeout > 0 {
 			hopts = append(hopts, otlptracehttp.WithTimeout(otlp.timeout))
 		}

@@ -262,6 +262,7 @@ func TestSetupReadsEnvironNotProcess(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
 	t.Setenv("OTEL_TRACES_SAMPLER", "always_off")
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
 
 	var out bytes.Buffer
 	p, err := telemetry.Setup(t.Context(), telemetry.Config{StdoutTraces: &out})
@@ -270,6 +271,16 @@ func TestSetupReadsEnvironNotProcess(t *testing.T) {
 	require.NoError(t, p.Shutdown(context.Background()))
 	assert.Empty(t, c.received(), "nothing exported over OTLP")
 	assert.Contains(t, out.String(), "consume pax.booking", "the span was sampled")
+
+	// Environ turns OTLP on; the process's protocol does not leak in.
+	p, err = telemetry.Setup(t.Context(), telemetry.Config{Environ: []string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=" + srv.URL + "/v1/traces"}})
+	require.NoError(t, err)
+	recordSample(t, p)
+	require.NoError(t, p.Shutdown(context.Background()))
+	received := c.received()
+	require.Len(t, received, 1)
+	assert.Equal(t, "/v1/traces", received[0].path)
+	assert.Equal(t, "application/x-protobuf", received[0].contentType)
 }
 
 // TestSetupWithoutSpanExporter: with nowhere to send spans nothing is
@@ -345,4 +356,20 @@ func TestPropagator(t *testing.T) {
 	back := telemetry.Propagator().Extract(context.Background(), carrier)
 	assert.Equal(t, publisher.TraceID(), trace.SpanContextFromContext(back).TraceID())
 	assert.Equal(t, "ops", baggage.FromContext(back).Member("tenant").Value())
+}
+
+func TestSetupOTLPJSONTraces(t *testing.T) {
+	c := &collector{}
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	p, err := telemetry.Setup(t.Context(), telemetry.Config{Environ: []string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT=" + srv.URL, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/json"}})
+	require.NoError(t, err)
+	recordSample(t, p)
+	require.NoError(t, p.Shutdown(context.Background()))
+	types := map[string]string{}
+	for _, r := range c.received() {
+		types[r.path] = r.contentType
+	}
+	assert.Equal(t, map[string]string{"/v1/traces": "application/json", "/v1/metrics": "application/x-protobuf"}, types)
 }
