@@ -1,0 +1,151 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the `dgw run` configuration file. Every field can be overridden
+// by an environment variable (see envOverrides), so a container can take
+// the file from a ConfigMap and the secrets from its environment.
+type Config struct {
+	Brokers         []string `yaml:"brokers"`
+	ClientID        string   `yaml:"client_id"`
+	Group           string   `yaml:"group"`
+	SourceTopics    []string `yaml:"source_topics"`
+	DeadLetterTopic string   `yaml:"dead_letter_topic"`
+	HeldTopic       string   `yaml:"held_topic"`
+	// PolicyDir and SchemaDir default to the policies and schemas built
+	// into the binary.
+	PolicyDir string `yaml:"policy_dir"`
+	SchemaDir string `yaml:"schema_dir"`
+	// HashKeysFile holds one secret per recipient for the hash operator;
+	// DGW_HASH_KEY_<RECIPIENT> variables are read as well.
+	HashKeysFile   string `yaml:"hash_keys_file"`
+	Workers        int    `yaml:"workers"`
+	Queue          int    `yaml:"queue"`
+	MaxRecordBytes int    `yaml:"max_record_bytes"`
+	CreateTopics   bool   `yaml:"create_topics"`
+	Partitions     int    `yaml:"partitions"`
+	LogFormat      string `yaml:"log_format"` // json or text
+	LogLevel       string `yaml:"log_level"`
+}
+
+func defaultConfig() Config {
+	return Config{
+		ClientID:        "dgw",
+		Group:           "dgw",
+		DeadLetterTopic: "dgw.deadletter",
+		HeldTopic:       "dgw.held",
+		Workers:         8,
+		Queue:           32,
+		MaxRecordBytes:  1 << 20,
+		Partitions:      3,
+		LogFormat:       "json",
+		LogLevel:        "info",
+	}
+}
+
+// loadConfig reads path (if not empty), then applies environment overrides.
+func loadConfig(path string, environ []string) (Config, error) {
+	cfg := defaultConfig()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := cfg.envOverrides(environ); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.validate()
+}
+
+func (c *Config) envOverrides(environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "DGW_") {
+			env[k] = v
+		}
+	}
+	list := func(s string) []string {
+		var out []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	strs := map[string]*string{
+		"DGW_CLIENT_ID": &c.ClientID, "DGW_GROUP": &c.Group, "DGW_DEAD_LETTER_TOPIC": &c.DeadLetterTopic,
+		"DGW_HELD_TOPIC": &c.HeldTopic, "DGW_POLICY_DIR": &c.PolicyDir, "DGW_SCHEMA_DIR": &c.SchemaDir,
+		"DGW_HASH_KEYS_FILE": &c.HashKeysFile, "DGW_LOG_FORMAT": &c.LogFormat, "DGW_LOG_LEVEL": &c.LogLevel,
+	}
+	for k, p := range strs {
+		if v, ok := env[k]; ok {
+			*p = v
+		}
+	}
+	ints := map[string]*int{"DGW_WORKERS": &c.Workers, "DGW_QUEUE": &c.Queue,
+		"DGW_MAX_RECORD_BYTES": &c.MaxRecordBytes, "DGW_PARTITIONS": &c.Partitions}
+	for k, p := range ints {
+		if v, ok := env[k]; ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%s: expected an integer, got %q", k, v)
+			}
+			*p = n
+		}
+	}
+	if v, ok := env["DGW_BROKERS"]; ok {
+		c.Brokers = list(v)
+	}
+	if v, ok := env["DGW_SOURCE_TOPICS"]; ok {
+		c.SourceTopics = list(v)
+	}
+	if v, ok := env["DGW_CREATE_TOPICS"]; ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("DGW_CREATE_TOPICS: expected true or false, got %q", v)
+		}
+		c.CreateTopics = b
+	}
+	return nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("brokers: at least one broker address is required (or DGW_BROKERS)"))
+	}
+	if c.Group == "" {
+		errs = append(errs, errors.New("group: a consumer group id is required"))
+	}
+	if c.DeadLetterTopic == "" || c.HeldTopic == "" {
+		errs = append(errs, errors.New("dead_letter_topic and held_topic must not be empty"))
+	}
+	if c.Workers <= 0 {
+		errs = append(errs, fmt.Errorf("workers: expected a positive integer, got %d", c.Workers))
+	}
+	if c.Queue < 0 {
+		errs = append(errs, fmt.Errorf("queue: expected zero or more, got %d", c.Queue))
+	}
+	if c.MaxRecordBytes <= 0 {
+		errs = append(errs, fmt.Errorf("max_record_bytes: expected a positive integer, got %d", c.MaxRecordBytes))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("log_format: expected json or text, got %q", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
