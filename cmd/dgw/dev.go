@@ -111,13 +111,15 @@ func (a *app) dev(ctx context.Context, o devOptions) error {
 	tick := time.NewTicker(o.interval)
 	defer tick.Stop()
 	var runErr error
+	var lastEvents int64
 loop:
 	for {
 		select {
 		case <-tick.C:
 			if !o.json {
 				s := stats.Snapshot()
-				fmt.Fprintf(a.stderr, "dgw dev: %d events processed, %d recipient deliveries\n", s.Events, delivered(s))
+				fmt.Fprintf(a.stderr, "%s %s\n", time.Now().Format("15:04:05"), liveLine(s, lastEvents, o.interval))
+				lastEvents = s.Events
 			}
 		case <-done:
 			cancel()
@@ -151,12 +153,25 @@ loop:
 	return runErr
 }
 
-func delivered(s gateway.StatsSnapshot) int64 {
-	var n int64
+// liveLine is one line of the live summary: throughput and how many
+// recipients are receiving.
+func liveLine(s gateway.StatsSnapshot, lastEvents int64, interval time.Duration) string {
+	var delivered, refused, held, dead int64
+	flowing := 0
 	for _, r := range s.Recipients {
-		n += r.Delivered
+		delivered += r.Delivered
+		refused += r.Refused
+		held += r.Held
+		if r.Delivered > 0 {
+			flowing++
+		}
 	}
-	return n
+	for _, n := range s.DeadLetter {
+		dead += n
+	}
+	rate := float64(s.Events-lastEvents) / interval.Seconds()
+	return fmt.Sprintf("events %d (%.0f/s)  deliveries %d to %d/%d recipients  refused %d  held %d  dead-lettered %d",
+		s.Events, rate, delivered, flowing, len(s.Recipients), refused, held, dead)
 }
 
 // produce publishes the synthetic stream, as a booking system would: Avro
@@ -191,7 +206,7 @@ func (a *app) produce(ctx context.Context, brokers []string, p *parts, o devOpti
 				return fmt.Errorf("encode synthetic %s event: %w", ev.Type, err)
 			}
 			if o.corruptEvery > 0 && sent%o.corruptEvery == 0 {
-				val = corrupt(val, sent)
+				val = corrupt(val, sent/o.corruptEvery)
 			}
 			ds = append(ds, gateway.Disclosure{Topic: sourceTopic(ev.Type), Key: []byte(ev.Key), Value: val})
 		}
@@ -215,7 +230,7 @@ func (a *app) produce(ctx context.Context, brokers []string, p *parts, o devOpti
 // corrupt damages a record the way real producers do: a truncated body, a
 // producer that forgot the single-object header, an unknown fingerprint.
 func corrupt(val []byte, n int) []byte {
-	switch (n / 500) % 3 {
+	switch n % 3 {
 	case 0:
 		return val[:len(val)/2]
 	case 1:
