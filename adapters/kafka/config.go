@@ -236,12 +236,20 @@ func validateTopic(t string) error {
 
 // kafkaLogger routes kafka-go's printf logging to slog. kafka-go's messages
 // name topics, partitions, offsets and addresses, never record contents.
+// A fetch that outlives kafka-go's own safety deadline (a busy broker
+// answering a long poll late) is retried by kafka-go at once and loses
+// nothing, so its "i/o timeout" report is logged at debug, not as a warning.
 func kafkaLogger(log *slog.Logger, level slog.Level) kafkago.LoggerFunc {
 	return func(msg string, args ...any) {
 		ctx := context.Background()
-		if !log.Enabled(ctx, level) {
+		text := strings.TrimSpace(fmt.Sprintf(msg, args...))
+		lv := level
+		if lv > slog.LevelDebug && strings.HasSuffix(text, "i/o timeout") {
+			lv = slog.LevelDebug
+		}
+		if !log.Enabled(ctx, lv) {
 			return
 		}
-		log.Log(ctx, level, "kafka-go: "+strings.TrimSpace(fmt.Sprintf(msg, args...)))
+		log.Log(ctx, lv, "kafka-go: "+text)
 	}
 }

@@ -310,7 +310,7 @@ func (d decimal) rat(b []byte, path string) (*big.Rat, error) {
 	if len(b) > 0 && b[0]&0x80 != 0 {
 		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(len(b))*8))
 	}
-	if len(n.Abs(new(big.Int).Set(n)).String()) > d.precision && n.Sign() != 0 {
+	if tooManyDigits(n, d.precision) {
 		return nil, invalid(path, "decimal has more than %d digits", d.precision)
 	}
 	return new(big.Rat).SetFrac(n, pow10(d.scale)), nil
@@ -326,10 +326,20 @@ func (d decimal) unscaled(r *big.Rat, path string) (*big.Int, error) {
 		return nil, verr(path, "decimal has more than %d decimal places", d.scale)
 	}
 	n := x.Num()
-	if len(new(big.Int).Abs(n).String()) > d.precision && n.Sign() != 0 {
+	if tooManyDigits(n, d.precision) {
 		return nil, verr(path, "decimal has more than %d digits", d.precision)
 	}
 	return n, nil
+}
+
+// tooManyDigits reports whether |n| has more than p decimal digits, without
+// formatting n: a hostile record can carry a megabyte-long number, which
+// takes about a second to format. |n| < 10^p < 2^(4p).
+func tooManyDigits(n *big.Int, p int) bool {
+	if n.BitLen() > 4*p {
+		return true
+	}
+	return new(big.Int).Abs(n).Cmp(pow10(p)) >= 0
 }
 
 // twosComplement encodes n big-endian in the fewest bytes.

@@ -156,8 +156,14 @@ func fromJSON(s avro.Schema, x any, path string) (any, error) {
 			default:
 				return nil, expected(path, `decimal as text ("1234.50") or number`, x)
 			}
+			// big.Rat also reads fractions, exponents, 0x/0b/0o prefixes and
+			// digit separators ("0x1p999999999" is a 10^9-bit number):
+			// only plain digits are a decimal here.
+			if !plainDecimal(text) {
+				return nil, verr(path, `expected decimal as plain digits ("1234.50")`)
+			}
 			r, ok := new(big.Rat).SetString(text)
-			if !ok || strings.ContainsAny(text, "/eE") {
+			if !ok {
 				return nil, verr(path, `expected decimal as plain digits ("1234.50")`)
 			}
 			if _, err := d.unscaled(r, path); err != nil {
@@ -259,6 +265,25 @@ func fromJSON(s avro.Schema, x any, path string) (any, error) {
 		return fromJSON(s.(*avro.RefSchema).Schema(), x, path)
 	}
 	return nil, verr(path, "unsupported Avro type %s", s.Type())
+}
+
+// plainDecimal reports whether text is an optionally signed number in
+// plain decimal digits with an optional fraction: "-1234.50", "7".
+func plainDecimal(text string) bool {
+	if text != "" && (text[0] == '-' || text[0] == '+') {
+		text = text[1:]
+	}
+	whole, frac, dot := strings.Cut(text, ".")
+	return allDigits(whole) && (!dot || allDigits(frac))
+}
+
+func allDigits(s string) bool {
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func jsonInt(x any, path string, lo, hi int64, name string) (int64, error) {

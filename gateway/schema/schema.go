@@ -26,7 +26,22 @@ const (
 	PropContext   = "context"
 	PropRole      = "role"
 	PropFormat    = "format"
+	// PropKind on the top-level record says what the schema describes:
+	// absent or KindEvent for an event schema; KindAudit for the audit
+	// entry dgw writes itself. Every kind is linted alike, but only event
+	// schemas join a Set, so a non-event record is never read as a source
+	// event, listed in the catalogue or given a source topic.
+	PropKind = "dgw.kind"
 )
+
+// Schema kinds (PropKind).
+const (
+	KindEvent = "event"
+	KindAudit = "audit"
+)
+
+// Kinds are the known values of PropKind.
+var Kinds = []string{KindEvent, KindAudit}
 
 // Categories are the data categories of the privacy policy (§4.1.1).
 var Categories = []string{"identity", "contact", "payment", "travel", "health", "sensitive",
@@ -49,6 +64,7 @@ var Formats = []string{"pan", "card_security_code", "email", "phone", "document"
 // Schema is one event schema with its flattened field catalogue.
 type Schema struct {
 	Name        string
+	Kind        string // KindEvent or another of Kinds
 	EventType   string
 	Fingerprint uint64
 	Avro        *avro.RecordSchema
@@ -167,12 +183,22 @@ func parse(file string, data []byte, event bool) (*Schema, []Problem) {
 	if err != nil {
 		return nil, []Problem{{File: file, Msg: "fingerprint: " + err.Error()}}
 	}
-	s := &Schema{Name: rec.FullName(), Avro: rec, byPath: map[string]int{}}
+	s := &Schema{Name: rec.FullName(), Kind: KindEvent, Avro: rec, byPath: map[string]int{}}
 	for i := range 8 {
 		s.Fingerprint |= uint64(fp[i]) << (8 * (7 - i))
 	}
 	var problems []Problem
 	add := func(p, msg string) { problems = append(problems, Problem{File: file, Path: p, Msg: msg}) }
+	if v := rec.Prop(PropKind); v != nil {
+		k, _ := v.(string)
+		switch {
+		case !slices.Contains(Kinds, k):
+			add("", fmt.Sprintf("unknown %s %v, expected one of %s", PropKind, v, strings.Join(Kinds, ", ")))
+		case k != KindEvent:
+			// Not an event: no event type or roles are required.
+			s.Kind, event = k, false
+		}
+	}
 	if et, _ := rec.Prop(PropEventType).(string); et != "" {
 		s.EventType = et
 	} else if event {
@@ -211,17 +237,16 @@ func (s *Schema) walk(rec *avro.RecordSchema, prefix string, repeated bool, add 
 		if arr, ok := typ.(*avro.ArraySchema); ok {
 			typ, _ = unwrapNullable(arr.Items())
 			rep = true
+			// Checked after unwrapping, so ["null", {array of arrays}] and
+			// arrays of ["null", array] are caught too.
+			if _, ok := typ.(*avro.ArraySchema); ok {
+				add(p, "arrays of arrays are not supported")
+			}
 		}
 		fld := gateway.Field{Path: p, Kind: kind(typ), Repeated: rep}
 		_ = optional
 		if _, isUnion := typ.(*avro.UnionSchema); isUnion {
 			add(p, "unions other than [\"null\", T] are not supported")
-		}
-		if arr, ok := f.Type().(*avro.ArraySchema); ok {
-			if _, ok := arr.Items().(*avro.ArraySchema); ok {
-				add(p, "arrays of arrays are not supported")
-			}
-			fld.Kind = kind(typ)
 		}
 		str := func(name string) string { v, _ := f.Prop(name).(string); return v }
 		fld.Category, fld.Context, fld.Role, fld.Format = str(PropCategory), str(PropContext), str(PropRole), str(PropFormat)
@@ -391,7 +416,7 @@ func load(fsys fs.FS) ([]*Schema, []Problem) {
 		}
 		s, ps := parse(path.Base(f), b, true)
 		problems = append(problems, ps...)
-		if s != nil && len(ps) == 0 {
+		if s != nil && len(ps) == 0 && s.Kind == KindEvent {
 			out = append(out, s)
 		}
 	}

@@ -1,0 +1,294 @@
+// Package policy is dgw's OPA-backed Decider: it loads a policy directory
+// (Rego modules, Rego tests, data files, laid out as `opa test DIR` sees
+// them), compiles it strictly, runs its Rego tests and refuses to start if
+// any fails, validates the recipients registry against the schema
+// catalogue, and prepares data.dgw.decision once. Decide then evaluates the
+// prepared query per (decision context, recipient), with a bounded cache
+// keyed by the exact context. It is the only package that imports OPA.
+//
+// The contract with the Rego (policies/README.md): the query
+// data.dgw.decision returns {allow, fields, basis, transfer, reasons};
+// data.dgw.recipient_classes lists the recipient types the registry may
+// use; data.dgw.sensitive_fields lists the special-category fields per
+// event type. The registry is data/recipients.json (data.data.recipients).
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync/atomic"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/dgwproject/dgw/gateway"
+)
+
+// DefaultCacheSize is the number of decisions a Decider keeps by default.
+const DefaultCacheSize = 10_000
+
+// Option configures New.
+type Option interface{ apply(*config) }
+
+type config struct {
+	catalogue map[string][]gateway.Field
+	log       *slog.Logger
+	cacheSize int
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithCatalogue gives the field catalogue (event type → fields, from
+// schema.Set.Catalogue) the registry and the Rego are checked against.
+// Without it those checks are skipped.
+func WithCatalogue(c map[string][]gateway.Field) Option {
+	return optionFunc(func(cfg *config) { cfg.catalogue = c })
+}
+
+// WithLogger sets the logger (default: discard). Nothing personal is logged.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(cfg *config) { cfg.log = l })
+}
+
+// WithCacheSize bounds the decision cache (default DefaultCacheSize); 0
+// disables caching.
+func WithCacheSize(n int) Option {
+	return optionFunc(func(cfg *config) { cfg.cacheSize = n })
+}
+
+func (c *config) validate() error {
+	if c.cacheSize < 0 {
+		return fmt.Errorf("cache size %d: must not be negative", c.cacheSize)
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Decider answers what a recipient may receive, from one loaded policy
+// revision. It is safe for concurrent use.
+type Decider struct {
+	query      rego.PreparedEvalQuery
+	revision   string
+	recipients []*gateway.Recipient
+	cache      *lru.Cache[string, gateway.Decision] // nil when disabled
+	hits       atomic.Int64
+	misses     atomic.Int64
+}
+
+var _ gateway.Decider = (*Decider)(nil)
+
+// New loads the policy directory fsys, compiles it in strict mode, runs its
+// Rego tests, validates the recipients registry (and, with WithCatalogue,
+// the field paths of the registry and the Rego), and prepares
+// data.dgw.decision. It fails, listing every problem in a *ProblemsError,
+// when any check fails: dgw never starts with a policy that fails its own
+// tests.
+func New(ctx context.Context, fsys fs.FS, opts ...Option) (*Decider, error) {
+	cfg := config{cacheSize: DefaultCacheSize}
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	a, problems, err := analyse(ctx, fsys, analyseOptions{catalogue: cfg.catalogue, failFast: true})
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	problems = append(problems, a.testProblems()...)
+	if a == nil || len(problems) > 0 || !a.prepared {
+		return nil, &ProblemsError{Problems: sortProblems(problems)}
+	}
+	d := &Decider{query: a.query, revision: a.src.revision, recipients: a.recipients}
+	if cfg.cacheSize > 0 {
+		d.cache, err = lru.New[string, gateway.Decision](cfg.cacheSize)
+		if err != nil {
+			return nil, fmt.Errorf("policy: decision cache: %w", err)
+		}
+	}
+	if cfg.catalogue == nil {
+		cfg.log.Warn("policy loaded without a field catalogue: registry and Rego field paths were not checked against the schemas")
+	}
+	cfg.log.Info("policy loaded", "revision", d.revision, "modules", len(a.src.policy),
+		"rego_tests", len(a.tests), "recipients", len(d.recipients))
+	return d, nil
+}
+
+// Revision is the short hex hash of every module and data file of the
+// loaded policy.
+func (d *Decider) Revision() string { return d.revision }
+
+// Recipients returns the registry, in file order. The slice is a copy; the
+// recipients are shared and must not be modified.
+func (d *Decider) Recipients() []*gateway.Recipient { return slices.Clone(d.recipients) }
+
+// Stats returns the decision cache hits and misses so far.
+func (d *Decider) Stats() (hits, misses int64) { return d.hits.Load(), d.misses.Load() }
+
+// Decide evaluates data.dgw.decision for the context and recipient. An
+// undefined result is a refusal with the reason "policy decision
+// undefined"; an evaluation error or a malformed result (allow not a
+// boolean, fields not an object of known operators, a cross-border allow
+// without a mechanism) is an error, and the gateway holds the event.
+//
+// Decisions are cached per (recipient id, exact context); a cached
+// decision has Cached set. The returned decision's Fields and Reasons are
+// the caller's own copies.
+func (d *Decider) Decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient) (gateway.Decision, error) {
+	var key string
+	if d.cache != nil {
+		key = r.ID + "\x00" + dc.Key()
+		if dec, ok := d.cache.Get(key); ok {
+			d.hits.Add(1)
+			dec = clone(dec)
+			dec.Cached = true
+			return dec, nil
+		}
+	}
+	d.misses.Add(1)
+	dec, err := evaluate(ctx, d.query, dc, r)
+	if err != nil {
+		return gateway.Decision{}, fmt.Errorf("policy %s, recipient %s: %w", d.revision, r.ID, err)
+	}
+	dec.Revision = d.revision
+	if d.cache != nil {
+		d.cache.Add(key, clone(dec))
+	}
+	return dec, nil
+}
+
+func clone(d gateway.Decision) gateway.Decision {
+	d.Fields = maps.Clone(d.Fields)
+	d.Reasons = slices.Clone(d.Reasons)
+	return d
+}
+
+// input is the decision context as JSON plus the recipient's policy view.
+func input(dc *gateway.DecisionContext, r *gateway.Recipient) (ast.Value, error) {
+	c := *dc
+	if c.Event.Route == nil {
+		c.Event.Route = []string{}
+	}
+	if c.Subject.Consents == nil {
+		c.Subject.Consents = map[string]bool{}
+	}
+	if c.Subject.Objections == nil {
+		c.Subject.Objections = []string{}
+	}
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return nil, fmt.Errorf("encode decision context: %w", err)
+	}
+	var m map[string]any
+	if err := util.UnmarshalJSON(b, &m); err != nil {
+		return nil, fmt.Errorf("encode decision context: %w", err)
+	}
+	view := r.PolicyView()
+	if sg, ok := view["safeguards"].([]string); ok {
+		items := make([]any, len(sg))
+		for i, s := range sg {
+			items[i] = s
+		}
+		view["safeguards"] = items
+	}
+	m["recipient"] = view
+	return ast.InterfaceToValue(m)
+}
+
+// errMalformed marks a decision the gateway cannot use.
+var errMalformed = errors.New("malformed policy decision")
+
+// evaluate runs the prepared query and checks the shape of the result.
+func evaluate(ctx context.Context, q rego.PreparedEvalQuery, dc *gateway.DecisionContext, r *gateway.Recipient) (gateway.Decision, error) {
+	in, err := input(dc, r)
+	if err != nil {
+		return gateway.Decision{}, err
+	}
+	rs, err := q.Eval(ctx, rego.EvalParsedInput(in))
+	if err != nil {
+		return gateway.Decision{}, fmt.Errorf("evaluate %s: %w", Query, err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return gateway.Decision{Fields: map[string]gateway.Operator{}, Reasons: []string{gateway.ErrUndefined.Error()}}, nil
+	}
+	if len(rs) > 1 {
+		return gateway.Decision{}, fmt.Errorf("%w: %d results", errMalformed, len(rs))
+	}
+	return decode(rs[0].Expressions[0].Value)
+}
+
+// decode checks and converts the Rego decision document.
+func decode(v any) (gateway.Decision, error) {
+	doc, ok := v.(map[string]any)
+	if !ok {
+		return gateway.Decision{}, fmt.Errorf("%w: not an object", errMalformed)
+	}
+	var d gateway.Decision
+	if d.Allow, ok = doc["allow"].(bool); !ok {
+		return gateway.Decision{}, fmt.Errorf("%w: allow is not a boolean", errMalformed)
+	}
+	fields, ok := doc["fields"].(map[string]any)
+	if !ok && doc["fields"] != nil {
+		return gateway.Decision{}, fmt.Errorf("%w: fields is not an object", errMalformed)
+	}
+	d.Fields = make(map[string]gateway.Operator, len(fields))
+	for p, x := range fields {
+		s, _ := x.(string)
+		op := gateway.Operator(s)
+		if !op.Valid() {
+			return gateway.Decision{}, fmt.Errorf("%w: field %s: unknown operator %v", errMalformed, p, x)
+		}
+		d.Fields[p] = op
+	}
+	if b, present := doc["basis"]; present {
+		if d.Basis, ok = b.(string); !ok {
+			return gateway.Decision{}, fmt.Errorf("%w: basis is not a string", errMalformed)
+		}
+	}
+	if t, present := doc["transfer"]; present {
+		tm, ok := t.(map[string]any)
+		if !ok {
+			return gateway.Decision{}, fmt.Errorf("%w: transfer is not an object", errMalformed)
+		}
+		if cb, present := tm["cross_border"]; present {
+			if d.Transfer.CrossBorder, ok = cb.(bool); !ok {
+				return gateway.Decision{}, fmt.Errorf("%w: transfer.cross_border is not a boolean", errMalformed)
+			}
+		}
+		if m, present := tm["mechanism"]; present {
+			if d.Transfer.Mechanism, ok = m.(string); !ok {
+				return gateway.Decision{}, fmt.Errorf("%w: transfer.mechanism is not a string", errMalformed)
+			}
+		}
+	}
+	d.Reasons = []string{}
+	if rs, present := doc["reasons"]; present {
+		items, ok := rs.([]any)
+		if !ok {
+			return gateway.Decision{}, fmt.Errorf("%w: reasons is not an array", errMalformed)
+		}
+		for _, x := range items {
+			s, ok := x.(string)
+			if !ok {
+				return gateway.Decision{}, fmt.Errorf("%w: a reason is not a string", errMalformed)
+			}
+			d.Reasons = append(d.Reasons, s)
+		}
+	}
+	if d.Allow && d.Transfer.CrossBorder && d.Transfer.Mechanism == "" {
+		return gateway.Decision{}, fmt.Errorf("%w: cross-border disclosure allowed without a transfer mechanism", errMalformed)
+	}
+	return d, nil
+}

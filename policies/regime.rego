@@ -1,0 +1,50 @@
+package dgw
+
+# Which data-protection laws apply to a disclosure (POLICY-REFERENCE §1, §6).
+#
+# - Kazakhstan, Law 94-V of 21 May 2013: the airline is a Kazakh controller
+#   (§2, §3), so the Kazakh law applies to every disclosure.
+# - EU GDPR, Art 3(2)(a): a controller outside the Union is bound when it
+#   offers services to people in the Union. We take that to be the case when
+#   the ticket was sold in the EEA (point of sale), when the trip touches
+#   the EEA (the passenger is in the Union on that trip), or when the
+#   passenger lives there (residence). Citizenship alone does not trigger it.
+# - UK GDPR, Art 3(2)(a): the same tests for the United Kingdom.
+# Several regimes may apply at once; a transfer then needs a mechanism
+# under each of them (transfer.rego).
+
+countries := data.data.countries
+
+eea := {country | some country in countries.eea}
+
+uk := {country | some country in countries.uk}
+
+# Law 94-V: the controller is established in Kazakhstan.
+regimes contains "kz"
+
+# GDPR Art 3(2)(a): ticket sold in the EEA.
+regimes contains "eu_gdpr" if input.event.point_of_sale in eea
+
+# GDPR Art 3(2)(a): the trip touches the EEA.
+regimes contains "eu_gdpr" if {
+	some country in route_countries
+	country in eea
+}
+
+# GDPR Art 3(2)(a): the passenger lives in the EEA.
+regimes contains "eu_gdpr" if input.subject.residence in eea
+
+# UK GDPR Art 3(2)(a): ticket sold in the UK.
+regimes contains "uk_gdpr" if input.event.point_of_sale in uk
+
+# UK GDPR Art 3(2)(a): the trip touches the UK.
+regimes contains "uk_gdpr" if {
+	some country in route_countries
+	country in uk
+}
+
+# UK GDPR Art 3(2)(a): the passenger lives in the UK.
+regimes contains "uk_gdpr" if input.subject.residence in uk
+
+# Regimes in the order the transfer mechanism names them.
+regime_order := ["kz", "eu_gdpr", "uk_gdpr"]

@@ -1,0 +1,99 @@
+package dgw
+
+# Subject state: consents, objections, minors, erasure (privacy policy §7,
+# §8, §10, §16, §17). The gateway fills input.subject from subject requests
+# and from consent fields of the event (schemas: "subject.consent.<name>").
+#
+# Consent keys read here:
+#   <purpose>          campaign, advertising, survey, research (§7.1, §16)
+#   analytics_cookies  cookie consent for web statistics (§13)
+#   marketing_cookies  cookie consent for advertising statistics (§13)
+#   health_data        explicit consent to special categories (sensitive.rego)
+#   cross_border       consent to a transfer abroad that states the transfer
+#                      (Law 94-V Art 8, Art 16; GDPR Art 49(1)(a))
+
+# consent(key) holds when the subject has given the consent and not withdrawn it.
+consent(key) if input.subject.consents[key] == true
+
+# consent_withdrawn(key) holds when the subject withdrew (§16; GDPR Art 7(3)).
+consent_withdrawn(key) if input.subject.consents[key] == false
+
+# §7.1, §7.1.1(5)-(8), §16: campaigns, advertising, surveys and research rest
+# on the customer's consent to that purpose (GDPR Art 6(1)(a)).
+consent_purposes := {"campaign", "advertising", "survey", "research"}
+
+required_consent contains input.event.purpose if {
+	input.event.purpose in consent_purposes
+	input.recipient.type != "web_analytics"
+}
+
+# §13, §9.1.11: web statistics rest on the cookie consent of the session.
+required_consent contains "analytics_cookies" if {
+	input.recipient.type == "web_analytics"
+	input.event.purpose == "research"
+}
+
+required_consent contains "marketing_cookies" if {
+	input.recipient.type == "web_analytics"
+	input.event.purpose == "advertising"
+}
+
+# §9.1.5: market research companies act on the research consent only.
+required_consent contains "research" if input.recipient.type == "market_research"
+
+refusal contains msg if {
+	some key in required_consent
+	not consent(key)
+	not consent_withdrawn(key)
+	msg := sprintf("purpose %q needs the consent %q, which is not recorded (§7.1; GDPR Art 6(1)(a))", [input.event.purpose, key])
+}
+
+refusal contains msg if {
+	some key in required_consent
+	consent_withdrawn(key)
+	msg := sprintf("the consent %q was withdrawn (§16; GDPR Art 7(3))", [key])
+}
+
+# §8 and GDPR Art 21: an objection to a purpose stops it. An objection does
+# not override a legal duty (§8 "unless contrary to law"; Art 21(1) covers
+# Art 6(1)(e) and (f) only) nor the defence of legal claims (Art 21(1)).
+objection_exempt := legal_duty_purposes | {"legal_claim"}
+
+refusal contains msg if {
+	input.event.purpose in input.subject.objections
+	not input.event.purpose in objection_exempt
+	msg := sprintf("the passenger objected to the purpose %q (§8; GDPR Art 21)", [input.event.purpose])
+}
+
+# §16, GDPR Art 7(3): a withdrawn consent to the event's own purpose stops
+# that purpose too, unless the purpose rests on a legal duty.
+refusal contains msg if {
+	consent_withdrawn(input.event.purpose)
+	not input.event.purpose in required_consent
+	not input.event.purpose in objection_exempt
+	msg := sprintf("the passenger withdrew consent for the purpose %q (§16; GDPR Art 7(3))", [input.event.purpose])
+}
+
+# §17: minors (under 18, KZ Law No. 345 Art 1) are never used for
+# marketing, surveys or research, and never reach market research companies.
+refusal contains "the passenger is a minor: no marketing, survey or research use (§17)" if {
+	input.subject.minor == true
+	input.event.purpose in consent_purposes
+}
+
+refusal contains "the passenger is a minor: no market research (§17)" if {
+	input.subject.minor == true
+	input.recipient.type == "market_research"
+}
+
+# §8, §10 and GDPR Art 17(3)(b): after erasure, data goes only to
+# authorities the airline must by law inform.
+erasure_exempt if {
+	input.recipient.type in authority_classes
+	input.event.purpose in legal_duty_purposes
+}
+
+refusal contains "the passenger's data was erased: only authorities under a legal obligation receive it (§10; GDPR Art 17(3)(b))" if {
+	input.subject.erased == true
+	not erasure_exempt
+}
