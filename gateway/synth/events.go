@@ -249,7 +249,11 @@ func (g *Generator) booking(t *trip, i int, at time.Time, ticket string, update 
 	for _, s := range p.ssrs {
 		text := any(nil)
 		if g.chance(50) {
-			text = g.note(map[bool]string{true: "Travels with own " + pick(g, mobilityAids).kind, false: s.code + " assistance at both ends"}[s.aid])
+			if s.aid {
+				text = g.note("Travels with own " + pick(g, mobilityAids).kind)
+			} else {
+				text = g.note(s.code + " assistance at both ends")
+			}
 		}
 		ssrs = append(ssrs, map[string]any{"code": s.code, "free_text": text})
 	}

@@ -54,3 +54,24 @@ func ExampleCanaries() {
 	// Abenov-Canary
 	// CNRY26832
 }
+
+// CanaryFields names the field of every personal value, including card
+// security codes, which are too short to search for.
+func ExampleCanaryFields() {
+	g := synth.New(synth.Options{Seed: 2, Types: []string{"payment"}})
+	for {
+		ev := g.Next()
+		if card, ok := ev.Value["card"].(map[string]any); !ok || card["security_code"] == nil {
+			continue
+		}
+		for _, c := range synth.CanaryFields(ev) {
+			if c.Path == "card.number" || c.Path == "card.security_code" {
+				fmt.Printf("%s %t\n", c.Path, synth.ContainsCanary([]byte(c.Value)))
+			}
+		}
+		return
+	}
+	// Output:
+	// card.number true
+	// card.security_code false
+}

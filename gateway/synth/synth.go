@@ -152,6 +152,14 @@ func (g *Generator) story() []Event {
 
 func (g *Generator) chance(percent int) bool { return g.rnd.IntN(100) < percent }
 
+// either returns a when cond holds, else b.
+func either(cond bool, a, b int) int {
+	if cond {
+		return a
+	}
+	return b
+}
+
 func (g *Generator) between(lo, hi int) int { return lo + g.rnd.IntN(hi-lo+1) }
 
 func pick[T any](g *Generator, xs []T) T { return xs[g.rnd.IntN(len(xs))] }

@@ -221,7 +221,7 @@ func generate(t *testing.T, seed int64, n int) sample {
 }
 
 func TestDistribution(t *testing.T) {
-	s := generate(t, 48, 5000)
+	s := generate(t, 1, 5000)
 	types := map[string]int{}
 	purposes := map[string]bool{}
 	minors, steppe, agency, nationalities := 0, 0, 0, map[string]bool{}
@@ -291,7 +291,7 @@ func TestDistribution(t *testing.T) {
 }
 
 func TestCodesAndValues(t *testing.T) {
-	s := generate(t, 48, 5000)
+	s := generate(t, 2, 5000)
 	meals, ssrs, methods, channels, corporates := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	var agencyCodes []string
 	for _, ev := range s.events {
@@ -376,7 +376,7 @@ func TestAirports(t *testing.T) {
 	want := map[string]string{"ALA": "KZ", "NQZ": "KZ", "CIT": "KZ", "SCO": "KZ", "GUW": "KZ", "FRA": "DE", "MUC": "DE",
 		"LHR": "GB", "IST": "TR", "DXB": "AE", "PEK": "CN", "URC": "CN", "JFK": "US", "IAH": "US", "CDG": "FR",
 		"DEL": "IN", "TAS": "UZ", "FRU": "KG", "SVO": "RU"}
-	s := generate(t, 48, 5000)
+	s := generate(t, 4, 5000)
 	seen := map[string]bool{}
 	check := func(f map[string]any) {
 		for _, end := range []string{"departure", "arrival"} {
@@ -416,7 +416,7 @@ func TestAirports(t *testing.T) {
 // booking event with a shared locator, and each passenger's events in
 // order.
 func TestStories(t *testing.T) {
-	s := generate(t, 48, 5000)
+	s := generate(t, 5, 5000)
 	paxByLocator := map[string]map[string]bool{}
 	first := map[string]map[string]int{} // key → type → first index
 	for i, ev := range s.events {
@@ -464,7 +464,7 @@ func TestStories(t *testing.T) {
 // TestMinors checks that minor passenger types have under-18 birth dates
 // and that minors travelling as adults (teenagers) exist.
 func TestMinors(t *testing.T) {
-	s := generate(t, 48, 5000)
+	s := generate(t, 6, 5000)
 	teens := 0
 	for _, ev := range s.events {
 		var p map[string]any

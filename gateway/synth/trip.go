@@ -224,7 +224,7 @@ func (g *Generator) newTrip(now time.Time) *trip {
 	dep := ms(t.bookedAt.Add(time.Duration(g.between(2*24*60, 60*24*60)) * time.Minute))
 	out := g.journey(path, dep)
 	t.journeys = [][]segment{out}
-	if g.chance(map[bool]int{true: 45, false: 65}[r.kind == "domestic"]) {
+	if g.chance(either(r.kind == "domestic", 45, 65)) {
 		back := append([]string(nil), path...)
 		reverse(back)
 		last := out[len(out)-1].arr
@@ -447,7 +447,7 @@ func (g *Generator) distinctNames(pax []*person) {
 func (g *Generator) addExtras(t *trip) {
 	for _, p := range t.pax {
 		adult := p.paxType == "ADT" && p.email != ""
-		member := (adult && g.chance(map[bool]int{true: 70, false: 40}[t.party == "corporate"])) ||
+		member := (adult && g.chance(either(t.party == "corporate", 70, 40))) ||
 			(!adult && p.paxType != "INF" && g.chance(10))
 		if member {
 			p.ff = "CNRY" + g.digits(9)
@@ -483,7 +483,7 @@ func (g *Generator) addExtras(t *trip) {
 		}
 		if p.paxType == "ADT" && p.email != "" {
 			old := p.age(t.bookedAt) >= 65
-			if g.chance(map[bool]int{true: 25, false: 8}[old]) {
+			if g.chance(either(old, 25, 8)) {
 				p.ssrs = append(p.ssrs, prmSSRs[g.weighted(len(prmSSRs), func(i int) int { return prmSSRs[i].weight })])
 				if g.chance(15) {
 					extra := prmSSRs[g.weighted(len(prmSSRs), func(i int) int { return prmSSRs[i].weight })]
