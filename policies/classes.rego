@@ -29,6 +29,8 @@ legal_duty_purposes := {"border_control", "legal_obligation", "crime_prevention"
 # Purposes of carrying out the passenger's own trip (§7.1.1(1), (3), (4)).
 trip_purposes := {"contract", "service", "baggage"}
 
+# §9.1: the privacy policy names every class of recipient; no other class
+# receives personal data.
 refusal contains msg if {
 	not input.recipient.type in recipient_classes
 	msg := sprintf("recipient class %q is not one of the privacy policy's recipient classes (§9.1)", [input.recipient.type])
@@ -42,13 +44,13 @@ grant := grants[input.recipient.type][input.event.type]
 refusal contains msg if {
 	input.recipient.type in recipient_classes
 	not grants[input.recipient.type][input.event.type]
-	msg := sprintf("no rule lets a %s receive %s events", [input.recipient.type, input.event.type])
+	msg := sprintf("no rule lets recipient class %s receive %s events", [input.recipient.type, input.event.type])
 }
 
 # §7.1 purpose limitation: each grant lists the purposes it serves.
 refusal contains msg if {
 	not input.event.purpose in grant.purposes
-	msg := sprintf("a %s receives %s events only for the purposes %s, not for %q", [input.recipient.type, input.event.type, concat(", ", sort(grant.purposes)), input.event.purpose])
+	msg := sprintf("recipient class %s receives %s events only for the purposes %s, not for %q", [input.recipient.type, input.event.type, concat(", ", sort(grant.purposes)), input.event.purpose])
 }
 
 # Countries the event's trip touches (route, origin, destination).
@@ -64,10 +66,12 @@ route_countries contains input.event.destination_country if input.event.destinat
 # its own State only.
 route_classes := {"airport_operator", "lounge_operator", "service_provider", "border_authority"}
 
+# §9.1.1, §9.1.2, §9.1.4: local recipients and border authorities only for
+# trips through their own country.
 refusal contains msg if {
 	input.recipient.type in route_classes
 	not input.recipient.country in route_countries
-	msg := sprintf("a %s receives data only for trips to, from or through its own country (%s), which this trip does not touch", [input.recipient.type, input.recipient.country])
+	msg := sprintf("recipient class %s receives data only for trips to, from or through its own country (%s), which this trip does not touch", [input.recipient.type, input.recipient.country])
 }
 
 # §9.1.3 with EDPB Guidelines 2/2018: a travel agency receives only the

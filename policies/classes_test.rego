@@ -43,7 +43,7 @@ test_airport_trip_elsewhere_refused if {
 test_airport_booking_not_mapped if {
 	d := decide("ala-airport", ev("booking", "contract", ["KZ"]), {})
 	not d.allow
-	reason_mentions(d, "no rule lets a airport_operator receive booking events")
+	reason_mentions(d, "no rule lets recipient class airport_operator receive booking events")
 	reason_mentions(d, "does not cover booking events")
 }
 
@@ -228,7 +228,7 @@ test_market_research_pseudonymised if {
 test_market_research_survey_needs_research_consent_too if {
 	d := decide("pulse-research", ev("loyalty", "survey", ["KZ"]), consents(["survey", "cross_border"]))
 	not d.allow
-	reason_mentions(d, "needs the consent \"research\"")
+	reason_mentions(d, "no consent \"research\" is recorded")
 	ok := decide("pulse-research", ev("loyalty", "survey", ["KZ"]), consents(["survey", "research", "cross_border"]))
 	ok.allow
 	ok.fields["member.number"] == "hash"
@@ -383,10 +383,10 @@ test_web_analytics_statistics_only if {
 test_web_analytics_needs_cookie_consent if {
 	d := decide("webstats-analytics", web, consents(["research", "cross_border"]))
 	not d.allow
-	reason_mentions(d, "needs the consent \"analytics_cookies\"")
+	reason_mentions(d, "no consent \"analytics_cookies\" is recorded")
 	a := decide("webstats-analytics", object.union(web, {"purpose": "advertising"}), consents(["analytics_cookies", "cross_border"]))
 	not a.allow
-	reason_mentions(a, "needs the consent \"marketing_cookies\"")
+	reason_mentions(a, "no consent \"marketing_cookies\" is recorded")
 }
 
 # Registry and class integrity.
@@ -411,9 +411,9 @@ test_unknown_class_refused if {
 test_malformed_input_refused if {
 	d := dgw.decision with input as {"event": {"type": "payment"}, "recipient": {"id": "kzpay-processor"}}
 	not d.allow
-	reason_mentions(d, "input event.purpose is missing or not a string")
-	reason_mentions(d, "input recipient.country is missing or not a string")
-	reason_mentions(d, "input subject.erased is missing or not a boolean")
+	reason_mentions(d, "input event.purpose is missing or not of type string")
+	reason_mentions(d, "input recipient.country is missing or not of type string")
+	reason_mentions(d, "input subject.erased is missing or not of type boolean")
 }
 
 test_every_registry_type_is_a_class if {

@@ -57,7 +57,7 @@ reasons := sort(((refusal | nothing_released) | notes))
 nothing_released contains msg if {
 	count(refusal) == 0
 	count(release) == 0
-	msg := sprintf("nothing left to release to this %s for %s events after the contract scope and the special-category rules", [input.recipient.type, input.event.type])
+	msg := sprintf("nothing left to release to recipient class %s for %s events after the contract scope and the special-category rules", [input.recipient.type, input.event.type])
 }
 
 # Operators from most to least revealing (gateway/decision.go).

@@ -64,3 +64,8 @@ test_processor_op_most_revealing if {
 	dgw.processor_op(["hash", "mask"]) == "mask"
 	dgw.processor_op(["hash", "keep"]) == "keep"
 }
+
+test_no_scope_for_uncovered_event_type if {
+	dgw.recipient_scope == {} with input as ctx("ala-airport", ev("booking", "contract", ["KZ"]), {})
+	dgw.recipient_scope.seat == ["keep"] with input as ctx("ala-airport", ev("checkin", "contract", ["KZ"]), {})
+}

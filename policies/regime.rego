@@ -13,10 +13,13 @@ package dgw
 # Several regimes may apply at once; a transfer then needs a mechanism
 # under each of them (transfer.rego).
 
+# The country lists (data/countries.json).
 countries := data.data.countries
 
+# GDPR Art 3, EEA Agreement: the EU member states, Iceland, Liechtenstein, Norway.
 eea := {country | some country in countries.eea}
 
+# UK GDPR Art 3.
 uk := {country | some country in countries.uk}
 
 # Law 94-V: the controller is established in Kazakhstan.

@@ -37,10 +37,11 @@ required_input := {
 	"recipient.safeguards": "array",
 }
 
+# DESIGN.md principle 1: refuse what the rules cannot judge.
 refusal contains msg if {
 	some member, want in required_input
 	type_name(object.get(input, split(member, "."), null)) != want
-	msg := sprintf("input %s is missing or not a %s", [member, want])
+	msg := sprintf("input %s is missing or not of type %s", [member, want])
 }
 
 # The recipient as given must be the registered one: class and country decide

@@ -57,11 +57,13 @@ sensitive_allowed if {
 	sensitive_ground
 }
 
+# GDPR Art 9(1): special categories are withheld unless sensitive_allowed.
 withheld contains path if {
 	some path in sensitive_fields[input.event.type]
 	not sensitive_allowed
 }
 
+# PCI DSS 3.3.1.2: never, whatever the class or consent.
 withheld contains path if some path in never_released[input.event.type]
 
 # Special-category fields the class grant names but this decision withholds.
@@ -71,14 +73,16 @@ withheld_sensitive := {path |
 	path in sensitive_fields[input.event.type]
 }
 
+# GDPR Art 9(2)(a), (c): tell the DPO what was withheld for want of a ground.
 notes contains msg if {
 	count(withheld_sensitive) > 0
 	input.recipient.type in sensitive_classes
 	msg := sprintf("special-category fields withheld without explicit consent \"health_data\" or vital interest (GDPR Art 9(2)): %s", [concat(", ", sort(withheld_sensitive))])
 }
 
+# GDPR Art 9, PNR Directive Art 13(4): tell the DPO what this class never gets.
 notes contains msg if {
 	count(withheld_sensitive) > 0
 	not input.recipient.type in sensitive_classes
-	msg := sprintf("special-category fields are never disclosed to a %s (GDPR Art 9; PNR Directive Art 13(4)): %s", [input.recipient.type, concat(", ", sort(withheld_sensitive))])
+	msg := sprintf("special-category fields are never disclosed to recipient class %s (GDPR Art 9; PNR Directive Art 13(4)): %s", [input.recipient.type, concat(", ", sort(withheld_sensitive))])
 }

@@ -67,7 +67,7 @@ test_sensitive_never_note_for_border if {
 	d.allow
 	not d.fields.meal_code
 	d.fields.record_locator == "keep"
-	reason_mentions(d, "never disclosed to a border_authority")
+	reason_mentions(d, "never disclosed to recipient class border_authority")
 }
 
 test_card_security_code_never_released if {

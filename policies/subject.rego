@@ -41,13 +41,15 @@ required_consent contains "marketing_cookies" if {
 # §9.1.5: market research companies act on the research consent only.
 required_consent contains "research" if input.recipient.type == "market_research"
 
+# §7.1, GDPR Art 6(1)(a): no consent, no consent-based disclosure.
 refusal contains msg if {
 	some key in required_consent
 	not consent(key)
 	not consent_withdrawn(key)
-	msg := sprintf("purpose %q needs the consent %q, which is not recorded (§7.1; GDPR Art 6(1)(a))", [input.event.purpose, key])
+	msg := sprintf("no consent %q is recorded, which recipient class %s needs for purpose %q (§7.1; GDPR Art 6(1)(a))", [key, input.recipient.type, input.event.purpose])
 }
 
+# §16, GDPR Art 7(3): a withdrawn consent counts as none.
 refusal contains msg if {
 	some key in required_consent
 	consent_withdrawn(key)
@@ -59,6 +61,7 @@ refusal contains msg if {
 # Art 6(1)(e) and (f) only) nor the defence of legal claims (Art 21(1)).
 objection_exempt := legal_duty_purposes | {"legal_claim"}
 
+# §8, GDPR Art 21: the objection stops the purpose objected to.
 refusal contains msg if {
 	input.event.purpose in input.subject.objections
 	not input.event.purpose in objection_exempt

@@ -6,7 +6,7 @@ research := ev("booking", "research", ["KZ"])
 test_consent_required_for_research if {
 	d := decide("pulse-research", research, consents(["cross_border"]))
 	not d.allow
-	reason_mentions(d, "purpose \"research\" needs the consent \"research\"")
+	reason_mentions(d, "no consent \"research\" is recorded, which recipient class market_research needs for purpose \"research\"")
 }
 
 test_consent_withdrawn if {
@@ -18,7 +18,7 @@ test_consent_withdrawn if {
 test_consent_for_campaigns if {
 	d := decide("cloudnest-it", ev("loyalty", "campaign", ["KZ"]), consents(["cross_border"]))
 	not d.allow
-	reason_mentions(d, "needs the consent \"campaign\"")
+	reason_mentions(d, "no consent \"campaign\" is recorded")
 }
 
 test_objection_stops_purpose if {

@@ -11,18 +11,22 @@ package dgw
 # Every applicable regime under which the disclosure is a transfer needs a
 # mechanism; otherwise the disclosure is refused.
 
+# Law 94-V Art 16: a recipient outside Kazakhstan.
 abroad contains "kz" if not input.recipient.country == countries.controller
 
+# GDPR Art 44: a recipient outside the EEA, when the GDPR applies.
 abroad contains "eu_gdpr" if {
 	"eu_gdpr" in regimes
 	not input.recipient.country in eea
 }
 
+# UK GDPR Art 44: a recipient outside the United Kingdom, when it applies.
 abroad contains "uk_gdpr" if {
 	"uk_gdpr" in regimes
 	not input.recipient.country in uk
 }
 
+# The mechanism of each regime that sees a transfer (undefined: none fits).
 transfer_mechanisms["kz"] := kz_mechanism if "kz" in abroad
 
 transfer_mechanisms["eu_gdpr"] := eu_mechanism if "eu_gdpr" in abroad
@@ -40,6 +44,7 @@ regime_mechanisms[regime] := "domestic" if {
 	not regime in abroad
 }
 
+# The decision's transfer document (README.md, "Output").
 transfer := {
 	"cross_border": count(abroad) > 0,
 	"mechanism": mechanism,
@@ -52,6 +57,7 @@ mechanism := "domestic" if count(abroad) == 0
 
 else := concat("+", [m | some regime in regime_order; m := transfer_mechanisms[regime]])
 
+# Law 94-V Art 16, GDPR and UK GDPR Art 44: no transfer without a mechanism.
 refusal contains msg if {
 	some regime in abroad
 	not transfer_mechanisms[regime]

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -143,13 +144,16 @@ func (d *Decider) Stats() (hits, misses int64) { return d.hits.Load(), d.misses.
 // boolean, fields not an object of known operators, a cross-border allow
 // without a mechanism) is an error, and the gateway holds the event.
 //
-// Decisions are cached per (recipient id, exact context); a cached
-// decision has Cached set. The returned decision's Fields and Reasons are
+// Decisions are cached per (recipient, exact context); a cached decision
+// has Cached set. The returned decision's Fields and Reasons are
 // the caller's own copies.
 func (d *Decider) Decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient) (gateway.Decision, error) {
+	if dc == nil || r == nil {
+		return gateway.Decision{}, errors.New("policy: decide needs a decision context and a recipient")
+	}
 	var key string
 	if d.cache != nil {
-		key = r.ID + "\x00" + dc.Key()
+		key = cacheKey(dc, r)
 		if dec, ok := d.cache.Get(key); ok {
 			d.hits.Add(1)
 			dec = clone(dec)
@@ -167,6 +171,15 @@ func (d *Decider) Decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 		d.cache.Add(key, clone(dec))
 	}
 	return dec, nil
+}
+
+// cacheKey identifies a decision: the recipient as the policy sees it (its
+// id, and the rest of its view so that a recipient that differs from the
+// registry is never answered from the registered one's entry) and the exact
+// context.
+func cacheKey(dc *gateway.DecisionContext, r *gateway.Recipient) string {
+	return strings.Join([]string{r.ID, r.Type, r.Country, strings.Join(r.Safeguards, ","),
+		r.AgencyCode, r.CorporateAccount, dc.Key()}, "\x00")
 }
 
 func clone(d gateway.Decision) gateway.Decision {

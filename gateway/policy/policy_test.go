@@ -403,6 +403,31 @@ func TestDecideNilSlices(t *testing.T) {
 	assert.True(t, got.Allow, "%v", got.Reasons)
 }
 
+func TestDecideNil(t *testing.T) {
+	d := sharedDecider(t)
+	_, err := d.Decide(t.Context(), nil, recipient(t, d, "kzpay-processor"))
+	require.Error(t, err)
+	_, err = d.Decide(t.Context(), decisionContext("payment", "contract"), nil)
+	require.Error(t, err)
+}
+
+// TestDecideSpoofedRecipient: a recipient claiming a registered id with
+// another class is refused, even after the registered one was answered.
+func TestDecideSpoofedRecipient(t *testing.T) {
+	d := sharedDecider(t)
+	registered := recipient(t, d, "kzpay-processor")
+	dc := decisionContext("payment", "contract")
+	got, err := d.Decide(t.Context(), dc, registered)
+	require.NoError(t, err)
+	require.True(t, got.Allow)
+	spoof := *registered
+	spoof.Type = "it_provider"
+	got, err = d.Decide(t.Context(), dc, &spoof)
+	require.NoError(t, err)
+	assert.False(t, got.Allow)
+	assert.Contains(t, got.Reasons, `recipient "kzpay-processor": type differs from the registry`)
+}
+
 func TestDecideUnknownRecipient(t *testing.T) {
 	d := sharedDecider(t)
 	r := &gateway.Recipient{ID: "stranger", Type: "payment_processor", Country: "KZ", Topic: "dgw.out.stranger"}
