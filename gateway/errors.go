@@ -29,6 +29,7 @@ const (
 	ReasonUnknownSchema Reason = "unknown-schema" // fingerprint names no known schema
 	ReasonTooLarge      Reason = "too-large"      // record over the size limit
 	ReasonInvalid       Reason = "invalid"        // decoded, but a required value is missing or out of range
+	ReasonBadHeader     Reason = "bad-header"     // a header key is malformed or reserved for dgw (see CheckHeaders)
 )
 
 // Held reasons: the record is fine but dgw could not decide or deliver it.
@@ -43,7 +44,7 @@ const (
 // (bad input) rather than the held topic (redrivable once the cause is fixed).
 func (r Reason) DeadLetter() bool {
 	switch r {
-	case ReasonDecode, ReasonBadMagic, ReasonUnknownSchema, ReasonTooLarge, ReasonInvalid:
+	case ReasonDecode, ReasonBadMagic, ReasonUnknownSchema, ReasonTooLarge, ReasonInvalid, ReasonBadHeader:
 		return true
 	}
 	return false

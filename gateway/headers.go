@@ -1,7 +1,12 @@
 package gateway
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Header names dgw sets on every record it writes. Values are ASCII; none
@@ -35,4 +40,34 @@ func sourceHeaders(m *Message, hs []Header) []Header {
 		Header{HeaderSourcePartition, strconv.AppendInt(nil, int64(m.Partition), 10)},
 		Header{HeaderSourceOffset, strconv.AppendInt(nil, m.Offset, 10)},
 	)
+}
+
+// CheckHeaders checks the headers of a source record. Header values are
+// opaque to dgw, but keys must be non-empty, valid UTF-8 without control
+// characters, and must not start with "dgw-" (in any case): those headers
+// are dgw's own provenance (event id, recipient, policy revision), and a
+// source record carrying them is either forged or dgw output fed back as
+// input. A failure is a *ParkError with ReasonBadHeader that names the
+// header's position, never its value.
+func CheckHeaders(hs []Header) error {
+	for i, h := range hs {
+		if err := checkHeaderKey(h.Key); err != nil {
+			return Park(ReasonBadHeader, fmt.Errorf("header %d: %w", i, err))
+		}
+	}
+	return nil
+}
+
+func checkHeaderKey(k string) error {
+	switch {
+	case k == "":
+		return errors.New("empty key")
+	case !utf8.ValidString(k):
+		return errors.New("key is not valid UTF-8")
+	case strings.IndexFunc(k, unicode.IsControl) >= 0:
+		return errors.New("key contains control characters")
+	case len(k) >= 4 && strings.EqualFold(k[:4], "dgw-"):
+		return errors.New("key starts with dgw-, which is reserved for the headers dgw writes")
+	}
+	return nil
 }

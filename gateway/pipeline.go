@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -63,11 +64,41 @@ type ObserverFunc func(r *EventResult)
 // Observe calls f(r).
 func (f ObserverFunc) Observe(r *EventResult) { f(r) }
 
-// Auditor turns an event's decisions into audit records written in the same
-// batch as the deliveries, so an offset is committed only once its audit
-// records are acknowledged too.
+// AuditInput is what an Auditor records about one handled event.
+type AuditInput struct {
+	// Worker is the index of the pipeline worker that handled the event.
+	// Records is never called for one worker while an earlier call for it
+	// is still running or its records are not yet acknowledged: a worker
+	// calls Records again only after the broker acknowledged every record
+	// of its previous call, and stops calling it once a write could not be
+	// completed. The records of one worker therefore reach the broker in
+	// the order Records returned them, with no gap, which lets an auditor
+	// keep one hash chain per worker.
+	Worker int
+	// TraceID is the W3C trace id of the event's trace (32 hex digits), or
+	// empty when the event is not traced.
+	TraceID string
+	Event   *Event
+	// Results holds one result per recipient, refusals and held ones
+	// included; for a correction only the corrected recipients.
+	Results []RecipientResult
+	// Correction is set on a second call for the same event by the same
+	// worker, made after the deliveries were written: Results then holds
+	// only recipients first recorded as delivered whose delivery could not
+	// be written and was held instead.
+	Correction bool
+}
+
+// Auditor turns an event's decisions into audit records.
+//
+// The pipeline writes an event's audit records before anything of the
+// event reaches a recipient (write-ahead) and retries them until they are
+// acknowledged: a disclosure never exists without its audit record, and
+// the source offset is committed only after both. If Records fails, every
+// delivery of the event is held instead. Records must not block; the
+// records it returns carry no field values.
 type Auditor interface {
-	Records(e *Event, results []RecipientResult) ([]Disclosure, error)
+	Records(in *AuditInput) ([]Disclosure, error)
 }
 
 // Option configures a Pipeline.
@@ -242,21 +273,38 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		context.AfterFunc(workCtx, func() { t.Stop() })
 	})
 	defer stop()
+	unregister, err := p.registerGauges()
+	if err != nil {
+		return fmt.Errorf("pipeline: telemetry: %w", err)
+	}
+	defer unregister()
 
+	// A token is taken before each Read and given back once the event is
+	// handled, so at most workers × (queue+1) events are in flight, and
+	// memory is bounded, whatever the backlog and however keys are spread.
+	tokens := make(chan struct{}, p.cfg.workers*(p.cfg.queue+1))
 	queues := make([]chan job, p.cfg.workers)
 	var wg sync.WaitGroup
 	for i := range queues {
 		queues[i] = make(chan job, p.cfg.queue)
 		wg.Add(1)
-		go func(q <-chan job) {
+		go func(w int, q <-chan job) {
 			defer wg.Done()
 			for j := range q {
-				p.handle(workCtx, j)
+				p.handle(workCtx, w, j)
+				<-tokens
 			}
-		}(queues[i])
+		}(i, queues[i])
 	}
 	var runErr error
 	for {
+		select {
+		case tokens <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
 		msg, ack, err := p.src.Read(ctx)
 		if err != nil {
 			if !errors.Is(err, ErrClosed) && ctx.Err() == nil {
@@ -264,11 +312,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			}
 			break
 		}
-		q := queues[p.worker(&msg)]
-		select {
-		case q <- job{msg, ack}:
-		case <-ctx.Done():
-		}
+		// A record read is always handed to its worker, even when ctx has
+		// ended meanwhile: it is then drained like the others, so a clean
+		// stop leaves nothing read-but-unfinished to be read again. The
+		// worker frees a slot even after the drain timeout, as handling
+		// with an ended work context returns at once.
+		queues[p.worker(&msg)] <- job{msg, ack}
 		if ctx.Err() != nil {
 			break
 		}
@@ -294,7 +343,7 @@ func (p *Pipeline) worker(m *Message) int {
 // handle processes one record. It acks only when every record written for
 // it is acknowledged; when parking fails until the work context ends, the
 // record stays unacked and is read again after a restart.
-func (p *Pipeline) handle(ctx context.Context, j job) {
+func (p *Pipeline) handle(ctx context.Context, worker int, j job) {
 	res := &EventResult{Topic: j.msg.Topic, Partition: j.msg.Partition, Offset: j.msg.Offset, SourceTime: j.msg.Time}
 	// The trace continues from the publisher's record into every output.
 	ctx = p.tel.prop.Extract(ctx, HeaderCarrier{&j.msg.Headers})
@@ -305,7 +354,11 @@ func (p *Pipeline) handle(ctx context.Context, j job) {
 			attribute.Int64("messaging.kafka.offset", j.msg.Offset)))
 	defer span.End()
 	p.tel.consumed.Add(ctx, 1, metric.WithAttributes(attribute.String("topic", j.msg.Topic)))
-	ev, err := p.dec.Decode(j.msg)
+	var ev *Event
+	err := CheckHeaders(j.msg.Headers)
+	if err == nil {
+		ev, err = p.dec.Decode(j.msg)
+	}
 	if err != nil {
 		reason, ok := ReasonOf(err)
 		if !ok {
@@ -324,10 +377,11 @@ func (p *Pipeline) handle(ctx context.Context, j job) {
 	}
 	res.EventID, res.EventType = ev.ID, ev.Schema.EventType
 	span.SetAttributes(attribute.String("dgw.event.id", ev.ID), attribute.String("dgw.event.type", ev.Schema.EventType))
-	res.Recipients = make([]RecipientResult, len(p.recipients))
-	out := make([]Disclosure, 0, len(p.recipients)+1)
-	owner := make([]int, 0, len(p.recipients)+1) // recipient index of out[i], -1 for held/audit
-	for i, r := range p.recipients {
+	recipients := p.recipientsFor(&j.msg)
+	res.Recipients = make([]RecipientResult, len(recipients))
+	out := make([]Disclosure, 0, len(recipients)+1)
+	owner := make([]int, 0, len(recipients)+1) // recipient index of out[i], -1 for held/audit
+	for i, r := range recipients {
 		rr := &res.Recipients[i]
 		rr.Recipient = r
 		rctx, rspan := p.tel.tracer.Start(ctx, "dgw.disclose", trace.WithAttributes(
@@ -344,7 +398,16 @@ func (p *Pipeline) handle(ctx context.Context, j job) {
 		rspan.End()
 	}
 	if p.cfg.auditor != nil {
-		recs, err := p.cfg.auditor.Records(ev, res.Recipients)
+		// Write-ahead: the audit records are acknowledged before anything
+		// of the event reaches a recipient. Once the work context has
+		// ended no audit record is started, so a worker's records never
+		// follow one whose write was not completed.
+		if ctx.Err() != nil {
+			span.SetStatus(codes.Error, "not audited before shutdown")
+			return
+		}
+		in := &AuditInput{Worker: worker, TraceID: traceID(span), Event: ev, Results: res.Recipients}
+		recs, err := p.cfg.auditor.Records(in)
 		if err != nil {
 			// Without its audit record no disclosure may happen: hold the
 			// deliveries, keep the other parked records.
@@ -357,8 +420,16 @@ func (p *Pipeline) handle(ctx context.Context, j job) {
 					owner[k] = -1
 				}
 			}
-		} else {
-			out = append(out, recs...)
+		} else if !p.writeAudit(ctx, recs) {
+			span.SetStatus(codes.Error, "audit records not acknowledged before shutdown")
+			return
+		}
+	}
+	var before []Outcome
+	if p.cfg.auditor != nil {
+		before = make([]Outcome, len(res.Recipients))
+		for i := range res.Recipients {
+			before[i] = res.Recipients[i].Outcome
 		}
 	}
 	pctx, pspan := p.tel.tracer.Start(ctx, "dgw.produce", trace.WithSpanKind(trace.SpanKindProducer),
@@ -369,7 +440,74 @@ func (p *Pipeline) handle(ctx context.Context, j job) {
 		span.SetStatus(codes.Error, "not delivered before shutdown")
 		return
 	}
+	if !p.correctAudit(ctx, worker, span, ev, res, before) {
+		return
+	}
 	p.finish(ctx, j, res)
+}
+
+// correctAudit records, after the deliveries were written, the recipients
+// first audited as delivered whose delivery was held instead. It returns
+// false when the correction could not be written: the record is then not
+// acked and is handled again after a restart.
+func (p *Pipeline) correctAudit(ctx context.Context, worker int, span trace.Span, ev *Event, res *EventResult, before []Outcome) bool {
+	if p.cfg.auditor == nil {
+		return true
+	}
+	var changed []RecipientResult
+	for i := range res.Recipients {
+		if before[i] == OutcomeDelivered && res.Recipients[i].Outcome != OutcomeDelivered {
+			changed = append(changed, res.Recipients[i])
+		}
+	}
+	if len(changed) == 0 {
+		return true
+	}
+	if ctx.Err() != nil {
+		span.SetStatus(codes.Error, "audit correction not written before shutdown")
+		return false
+	}
+	recs, err := p.cfg.auditor.Records(&AuditInput{Worker: worker, TraceID: traceID(span), Event: ev, Results: changed, Correction: true})
+	if err != nil {
+		p.log.Error("audit correction failed; the event will be handled again", "event_id", ev.ID, "error", err.Error())
+		span.SetStatus(codes.Error, "audit correction failed")
+		return false
+	}
+	if !p.writeAudit(ctx, recs) {
+		span.SetStatus(codes.Error, "audit correction not acknowledged before shutdown")
+		return false
+	}
+	return true
+}
+
+// writeAudit writes audit records until they are acknowledged or ctx ends.
+func (p *Pipeline) writeAudit(ctx context.Context, recs []Disclosure) bool {
+	ctx, span := p.tel.tracer.Start(ctx, "dgw.audit", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.Int("dgw.records", len(recs))))
+	defer span.End()
+	return p.writeRetrying(ctx, "audit records", recs...)
+}
+
+func traceID(span trace.Span) string {
+	if sc := span.SpanContext(); sc.HasTraceID() {
+		return sc.TraceID().String()
+	}
+	return ""
+}
+
+// recipientsFor returns the recipients m is considered for: all of them,
+// or those m.Recipients names (a redriven held record).
+func (p *Pipeline) recipientsFor(m *Message) []*Recipient {
+	if m.Recipients == nil {
+		return p.recipients
+	}
+	var out []*Recipient
+	for _, r := range p.recipients {
+		if slices.Contains(m.Recipients, r.ID) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // discloseTo decides, checks and redacts one recipient's copy of ev, and
@@ -486,12 +624,28 @@ func (p *Pipeline) deliver(ctx context.Context, msg *Message, ev *Event, res *Ev
 
 // writeParked writes parked records until they are acknowledged or ctx ends.
 func (p *Pipeline) writeParked(ctx context.Context, ds ...Disclosure) bool {
+	return p.writeRetrying(ctx, "parked record", ds...)
+}
+
+// writeRetrying writes ds until every record is acknowledged or ctx ends.
+// Records acknowledged by a failed attempt are not written again.
+func (p *Pipeline) writeRetrying(ctx context.Context, what string, ds ...Disclosure) bool {
 	for attempt := 1; ; attempt++ {
 		err := p.sink.Write(ctx, ds...)
 		if err == nil {
 			return true
 		}
-		p.log.Error("writing parked record failed; retrying", "attempt", attempt, "error", err.Error())
+		var de DeliveryErrors
+		if errors.As(err, &de) && len(de) == len(ds) {
+			rest := make([]Disclosure, 0, len(ds))
+			for k, e := range de {
+				if e != nil {
+					rest = append(rest, ds[k])
+				}
+			}
+			ds = rest
+		}
+		p.log.Error("writing "+what+" failed; retrying", "attempt", attempt, "error", err.Error())
 		if !p.sleep(ctx, attempt) {
 			return false
 		}
@@ -545,7 +699,7 @@ func (p *Pipeline) delivery(ev *Event, r *Recipient, d *Decision, val []byte, fp
 func (p *Pipeline) parked(m *Message, topic string, reason Reason, err error, recipient, eventID string) Disclosure {
 	hs := make([]Header, 0, len(m.Headers)+8)
 	for _, h := range m.Headers {
-		if len(h.Key) < 4 || h.Key[:4] != "dgw-" {
+		if checkHeaderKey(h.Key) == nil { // drops dgw's own and malformed headers
 			hs = append(hs, h)
 		}
 	}

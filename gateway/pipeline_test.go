@@ -225,22 +225,26 @@ func TestPipelineKeepsOrderPerKey(t *testing.T) {
 
 type failingAuditor struct{}
 
-func (failingAuditor) Records(*gateway.Event, []gateway.RecipientResult) ([]gateway.Disclosure, error) {
+func (failingAuditor) Records(*gateway.AuditInput) ([]gateway.Disclosure, error) {
 	return nil, errors.New("audit key missing")
 }
 
 type auditor struct{}
 
-func (auditor) Records(e *gateway.Event, rs []gateway.RecipientResult) ([]gateway.Disclosure, error) {
-	out := make([]gateway.Disclosure, len(rs))
-	for i, r := range rs {
-		out[i] = gateway.Disclosure{Topic: "audit", Value: []byte(e.ID + ":" + r.Recipient.ID + ":" + string(r.Outcome))}
+func (auditor) Records(in *gateway.AuditInput) ([]gateway.Disclosure, error) {
+	out := make([]gateway.Disclosure, len(in.Results))
+	for i, r := range in.Results {
+		v := in.Event.ID + ":" + r.Recipient.ID + ":" + string(r.Outcome)
+		if in.Correction {
+			v += ":correction"
+		}
+		out[i] = gateway.Disclosure{Topic: "audit", Value: []byte(v)}
 	}
 	return out, nil
 }
 
 func TestPipelineAuditsEveryDecisionOrHoldsDeliveries(t *testing.T) {
-	t.Run("audit records join the event's write", func(t *testing.T) {
+	t.Run("every decision is audited", func(t *testing.T) {
 		sink := &gatewaytest.MemSink{}
 		dec := gatewaytest.DeciderFunc(func(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient) (gateway.Decision, error) {
 			if r.ID == "no" {

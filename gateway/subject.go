@@ -71,6 +71,31 @@ func (s *SubjectStore) Apply(r SubjectRequest) {
 	}
 }
 
+// Forget undoes what requests of kind's family recorded for purpose: the
+// consent (given or withdrawn) or the objection to purpose becomes
+// unrecorded, or the erasure is lifted. It mirrors a tombstone on the
+// compacted subject topic, which deletes the latest request of that family
+// for that passenger and purpose.
+func (s *SubjectStore) Forget(subjectID string, kind SubjectRequestKind, purpose string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.subjects[subjectID]
+	if e == nil {
+		return
+	}
+	switch kind {
+	case ConsentGiven, ConsentWithdrawn:
+		delete(e.consents, purpose)
+	case Objection, ObjectionWithdrawn:
+		delete(e.objections, purpose)
+	case Erasure:
+		e.erased = false
+	}
+	if len(e.consents) == 0 && len(e.objections) == 0 && !e.erased {
+		delete(s.subjects, subjectID)
+	}
+}
+
 // Lookup returns the subject flags of a passenger; an unknown passenger has
 // no recorded consents or objections and is not erased.
 func (s *SubjectStore) Lookup(subjectID string) SubjectContext {

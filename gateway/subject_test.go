@@ -44,3 +44,20 @@ func TestSubjectStore(t *testing.T) {
 		})
 	}
 }
+
+func TestSubjectStoreForget(t *testing.T) {
+	s := gateway.NewSubjectStore()
+	s.Apply(gateway.SubjectRequest{SubjectID: "p1", Kind: gateway.ConsentWithdrawn, Purpose: "research"})
+	s.Apply(gateway.SubjectRequest{SubjectID: "p1", Kind: gateway.ConsentGiven, Purpose: "survey"})
+	s.Apply(gateway.SubjectRequest{SubjectID: "p1", Kind: gateway.Objection, Purpose: "service"})
+	s.Apply(gateway.SubjectRequest{SubjectID: "p1", Kind: gateway.Erasure})
+
+	s.Forget("p1", gateway.ConsentGiven, "research")
+	s.Forget("p1", gateway.ObjectionWithdrawn, "service")
+	s.Forget("p2", gateway.Erasure, "")
+	assert.Equal(t, gateway.SubjectContext{Consents: map[string]bool{"survey": true}, Objections: []string{}, Erased: true}, s.Lookup("p1"))
+	s.Forget("p1", gateway.Erasure, "")
+	s.Forget("p1", gateway.ConsentWithdrawn, "survey")
+	assert.Equal(t, gateway.SubjectContext{Consents: map[string]bool{}, Objections: []string{}}, s.Lookup("p1"))
+	assert.Zero(t, s.Len(), "a passenger with nothing recorded is dropped")
+}

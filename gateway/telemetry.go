@@ -130,9 +130,10 @@ func (in *instruments) decided(ctx context.Context, d *Decision, took time.Durat
 	if d.Cached {
 		result = "hit"
 	}
-	set := metric.WithAttributeSet(attribute.NewSet(attribute.String("cache", result)))
-	in.decideDur.Record(ctx, took.Seconds(), set)
-	in.cache.Add(ctx, 1, set)
+	in.decideDur.Record(ctx, took.Seconds(), metric.WithAttributeSet(attribute.NewSet(attribute.String("cache", result))))
+	// The cache counter's label is "result", as the metric contract says
+	// (deploy/prometheus/README.md); the histogram's is "cache".
+	in.cache.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(attribute.String("result", result))))
 }
 
 func (in *instruments) observe(ctx context.Context, res *EventResult, now time.Time) {

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"time"
 )
 
@@ -22,6 +21,11 @@ type Message struct {
 	Value     []byte
 	Headers   []Header
 	Time      time.Time
+	// Recipients, when not nil, limits the event to the recipients named:
+	// a redrive of a held record sets the one recipient it was held for,
+	// so the recipients that already received the event get no duplicate.
+	// Ids not in the registry are ignored. Nil means every recipient.
+	Recipients []string
 }
 
 // Header returns the value of the first header named key, or nil.
@@ -100,14 +104,11 @@ type SchemaContext struct {
 
 // Key returns the canonical encoding of the context, used as the decision
 // cache key together with the recipient id and policy revision.
-// encoding/json sorts map keys, so equal contexts give equal keys.
+// It is the context's JSON (see AppendKey), so equal contexts give equal
+// keys and different contexts different ones.
 func (c *DecisionContext) Key() string {
-	b, err := json.Marshal(c)
-	if err != nil {
-		// Only plain strings, bools, slices and maps: cannot fail.
-		panic("gateway: marshal decision context: " + err.Error())
-	}
-	return string(b)
+	var buf [512]byte
+	return string(c.AppendKey(buf[:0]))
 }
 
 // Field describes one field of an event schema, flattened to a dotted path

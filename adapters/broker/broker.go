@@ -5,7 +5,8 @@
 // speaks to it over the wire protocol: kafka-go (including consumer groups),
 // franz-go and librdkafka clients such as kcat.
 //
-// It keeps everything in memory and is not meant for production traffic.
+// It keeps everything in memory unless Config.DataDir names a directory,
+// and is not meant for production traffic.
 package broker
 
 import (
@@ -44,6 +45,13 @@ type Config struct {
 	Topics []string
 	// Logger receives the broker's warnings and errors. Default: discard.
 	Logger *slog.Logger
+	// DataDir, when set, persists topics, records, committed offsets and
+	// producer state to this directory (created if needed), and a broker
+	// started on it again reloads them: a restart keeps the log. Every
+	// produce is synced to disk before it is acknowledged, so an
+	// acknowledged record survives even a crash of the process. Empty:
+	// memory only.
+	DataDir string
 }
 
 func (c *Config) setDefaults() {
@@ -146,11 +154,25 @@ func Start(cfg Config) (*Broker, error) {
 	if len(cfg.Topics) > 0 {
 		opts = append(opts, kfake.SeedTopics(int32(cfg.Partitions), cfg.Topics...))
 	}
+	if cfg.DataDir != "" {
+		opts = append(opts, kfake.DataDir(cfg.DataDir), kfake.SyncWrites())
+	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start broker on %s: %w", addr, err)
 	}
-	return &Broker{cluster: c, addrs: c.ListenAddrs(), partitions: cfg.Partitions}, nil
+	b := &Broker{cluster: c, addrs: c.ListenAddrs(), partitions: cfg.Partitions}
+	if cfg.DataDir != "" && len(cfg.Topics) > 0 {
+		// State reloaded from the directory replaces the seed topics:
+		// create those it does not have yet.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := b.CreateTopics(ctx, cfg.Partitions, cfg.Topics...); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("start broker on %s: %w", addr, err)
+		}
+	}
+	return b, nil
 }
 
 // Addrs returns the bootstrap addresses (host:port) clients should use.
@@ -219,8 +241,9 @@ func (b *Broker) adminClient() (*kgo.Client, error) {
 	return b.admin, nil
 }
 
-// Close stops the broker, drops its data and frees its address. Clients
-// still connected see their connections closed. Close is idempotent.
+// Close stops the broker and frees its address; without a DataDir its data
+// is dropped, with one it is saved there. Clients still connected see their
+// connections closed. Close is idempotent.
 func (b *Broker) Close() {
 	b.mu.Lock()
 	admin := b.admin

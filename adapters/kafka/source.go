@@ -90,6 +90,7 @@ type partition struct {
 	last      int64     // offset of the last message handed out
 	done      int64     // end of the acked prefix: committable; -1 none
 	committed int64     // highest offset committed from this state; -1 none
+	hwm       int64     // high-water mark the broker gave with the last fetch
 }
 
 type handed struct {
@@ -233,6 +234,7 @@ func (s *Source) track(m *kafkago.Message) (gateway.Message, gateway.AckFunc, bo
 	h := &handed{offset: m.Offset}
 	p.inflight = append(p.inflight, h)
 	p.last = m.Offset
+	p.hwm = m.HighWaterMark
 	s.mu.Unlock()
 
 	msg := gateway.Message{

@@ -55,6 +55,14 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions, replication
 // EnsureTopics is the package-level EnsureTopics with c's connection
 // settings.
 func (c AdminConfig) EnsureTopics(ctx context.Context, partitions, replication int, topics ...string) error {
+	return c.EnsureTopicsWithConfig(ctx, partitions, replication, nil, topics...)
+}
+
+// EnsureTopicsWithConfig is EnsureTopics that gives the topics it creates
+// the topic-level configuration configs, e.g. cleanup.policy=compact or
+// retention.ms. Topics that already exist keep their configuration: read
+// it with TopicConfig.
+func (c AdminConfig) EnsureTopicsWithConfig(ctx context.Context, partitions, replication int, configs map[string]string, topics ...string) error {
 	c.setDefaults()
 	errs := []error{c.Validate()}
 	if partitions == 0 || partitions < -1 {
@@ -89,7 +97,11 @@ func (c AdminConfig) EnsureTopics(ctx context.Context, partitions, replication i
 	for _, t := range topics {
 		if !seen[t] {
 			seen[t] = true
-			req.Topics = append(req.Topics, kafkago.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: replication})
+			tc := kafkago.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: replication}
+			for _, name := range sortedKeys(configs) {
+				tc.ConfigEntries = append(tc.ConfigEntries, kafkago.ConfigEntry{ConfigName: name, ConfigValue: configs[name]})
+			}
+			req.Topics = append(req.Topics, tc)
 		}
 	}
 	resp, err := cl.CreateTopics(ctx, req)
@@ -110,4 +122,50 @@ func (c AdminConfig) EnsureTopics(ctx context.Context, partitions, replication i
 		return fmt.Errorf("ensure topics: %w", err)
 	}
 	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TopicConfig returns the topic-level configuration of topic as the broker
+// reports it, defaults included (e.g. cleanup.policy, retention.ms).
+func (c AdminConfig) TopicConfig(ctx context.Context, topic string) (map[string]string, error) {
+	c.setDefaults()
+	errs := []error{c.Validate()}
+	if err := validateTopic(topic); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("topic config: %w", err)
+	}
+	tlsCfg, err := c.Security.tlsConfig()
+	if err != nil {
+		return nil, fmt.Errorf("topic config: %w", err)
+	}
+	tr := &kafkago.Transport{ClientID: c.ClientID, TLS: tlsCfg, SASL: c.Security.mechanism(), DialTimeout: c.Timeout}
+	defer tr.CloseIdleConnections()
+	cl := &kafkago.Client{Addr: kafkago.TCP(c.Brokers...), Timeout: c.Timeout, Transport: tr}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	resp, err := cl.DescribeConfigs(ctx, &kafkago.DescribeConfigsRequest{Resources: []kafkago.DescribeConfigRequestResource{
+		{ResourceType: kafkago.ResourceTypeTopic, ResourceName: topic}}})
+	if err != nil {
+		return nil, fmt.Errorf("topic config of %s: %w", topic, err)
+	}
+	out := map[string]string{}
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			return nil, fmt.Errorf("topic config of %s: %w", topic, r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			out[e.ConfigName] = e.ConfigValue
+		}
+	}
+	return out, nil
 }

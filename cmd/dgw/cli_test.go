@@ -148,7 +148,7 @@ func TestEvalBadInput(t *testing.T) {
 // TestDevRunsToCompletion runs `dgw dev` as a new user would, on a random
 // port, and checks the summary it prints.
 func TestDevRunsToCompletion(t *testing.T) {
-	out, stderr, code := runCLI(t, nil, "dev", "--addr", "127.0.0.1:0", "--events", "400", "--rate", "0", "--json", "--corrupt-every", "100")
+	out, stderr, code := runCLI(t, nil, "dev", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--events", "400", "--rate", "0", "--json", "--corrupt-every", "100")
 	require.Equal(t, 0, code, stderr)
 	var s struct {
 		Events     int64            `json:"events"`

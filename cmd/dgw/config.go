@@ -3,11 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/dgwproject/dgw/adapters/telemetry"
 )
 
 // Config is the `dgw run` configuration file. Every field can be overridden
@@ -26,7 +29,17 @@ type Config struct {
 	SchemaDir string `yaml:"schema_dir"`
 	// HashKeysFile holds one secret per recipient for the hash operator;
 	// DGW_HASH_KEY_<RECIPIENT> variables are read as well.
-	HashKeysFile   string `yaml:"hash_keys_file"`
+	HashKeysFile string `yaml:"hash_keys_file"`
+	// AuditTopic receives the hash-chained audit trail; SubjectTopic is the
+	// compacted topic of subject requests (consent, objection, erasure).
+	AuditTopic   string `yaml:"audit_topic"`
+	SubjectTopic string `yaml:"subject_topic"`
+	// AuditKeyFile holds the audit key (pseudonyms and MACs of the trail);
+	// DGW_AUDIT_KEY is read otherwise. run has no development fallback.
+	AuditKeyFile string `yaml:"audit_key_file"`
+	// AuditRetention is how long the audit topic keeps entries (a Go
+	// duration, or "forever"): created with it, and checked at start.
+	AuditRetention string `yaml:"audit_retention"`
 	Workers        int    `yaml:"workers"`
 	Queue          int    `yaml:"queue"`
 	MaxRecordBytes int    `yaml:"max_record_bytes"`
@@ -34,6 +47,12 @@ type Config struct {
 	Partitions     int    `yaml:"partitions"`
 	LogFormat      string `yaml:"log_format"` // json or text
 	LogLevel       string `yaml:"log_level"`
+	// TLS and SASL apply to every Kafka connection (config_security.go).
+	TLS  TLSConfig  `yaml:"tls"`
+	SASL SASLConfig `yaml:"sasl"`
+	// AdminAddr is where /metrics, /healthz and /readyz are served
+	// (host:port); empty for no admin server.
+	AdminAddr string `yaml:"admin_addr"`
 }
 
 func defaultConfig() Config {
@@ -42,12 +61,16 @@ func defaultConfig() Config {
 		Group:           "dgw",
 		DeadLetterTopic: "dgw.deadletter",
 		HeldTopic:       "dgw.held",
+		AuditTopic:      defaultAuditTopic,
+		SubjectTopic:    defaultSubjectTopic,
+		AuditRetention:  "52596h", // defaultAuditRetention: six years
 		Workers:         8,
 		Queue:           32,
 		MaxRecordBytes:  1 << 20,
 		Partitions:      3,
 		LogFormat:       "json",
 		LogLevel:        "info",
+		AdminAddr:       telemetry.DefaultAdminAddr,
 	}
 }
 
@@ -90,12 +113,18 @@ func (c *Config) envOverrides(environ []string) error {
 	strs := map[string]*string{
 		"DGW_CLIENT_ID": &c.ClientID, "DGW_GROUP": &c.Group, "DGW_DEAD_LETTER_TOPIC": &c.DeadLetterTopic,
 		"DGW_HELD_TOPIC": &c.HeldTopic, "DGW_POLICY_DIR": &c.PolicyDir, "DGW_SCHEMA_DIR": &c.SchemaDir,
-		"DGW_HASH_KEYS_FILE": &c.HashKeysFile, "DGW_LOG_FORMAT": &c.LogFormat, "DGW_LOG_LEVEL": &c.LogLevel,
+		"DGW_HASH_KEYS_FILE": &c.HashKeysFile, "DGW_AUDIT_TOPIC": &c.AuditTopic, "DGW_SUBJECT_TOPIC": &c.SubjectTopic,
+		"DGW_AUDIT_KEY_FILE": &c.AuditKeyFile, "DGW_AUDIT_RETENTION": &c.AuditRetention,
+		"DGW_LOG_FORMAT": &c.LogFormat, "DGW_LOG_LEVEL": &c.LogLevel,
+		"DGW_ADMIN_ADDR": &c.AdminAddr,
 	}
 	for k, p := range strs {
 		if v, ok := env[k]; ok {
 			*p = v
 		}
+	}
+	if err := c.securityEnv(env); err != nil {
+		return err
 	}
 	ints := map[string]*int{"DGW_WORKERS": &c.Workers, "DGW_QUEUE": &c.Queue,
 		"DGW_MAX_RECORD_BYTES": &c.MaxRecordBytes, "DGW_PARTITIONS": &c.Partitions}
@@ -135,6 +164,7 @@ func (c *Config) validate() error {
 	if c.DeadLetterTopic == "" || c.HeldTopic == "" {
 		errs = append(errs, errors.New("dead_letter_topic and held_topic must not be empty"))
 	}
+	errs = append(errs, c.validateAccountability()...)
 	if c.Workers <= 0 {
 		errs = append(errs, fmt.Errorf("workers: expected a positive integer, got %d", c.Workers))
 	}
@@ -144,8 +174,14 @@ func (c *Config) validate() error {
 	if c.MaxRecordBytes <= 0 {
 		errs = append(errs, fmt.Errorf("max_record_bytes: expected a positive integer, got %d", c.MaxRecordBytes))
 	}
+	errs = append(errs, c.validateSecurity()...)
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log_format: expected json or text, got %q", c.LogFormat))
+	}
+	if c.AdminAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+			errs = append(errs, fmt.Errorf("admin_addr: expected host:port (or empty for no admin server), got %q", c.AdminAddr))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -12,7 +12,9 @@ import (
 
 	"github.com/dgwproject/dgw/adapters/broker"
 	"github.com/dgwproject/dgw/adapters/kafka"
+	"github.com/dgwproject/dgw/adapters/telemetry"
 	"github.com/dgwproject/dgw/gateway"
+	"github.com/dgwproject/dgw/gateway/audit"
 	"github.com/dgwproject/dgw/gateway/codec"
 	"github.com/dgwproject/dgw/gateway/redact"
 	"github.com/dgwproject/dgw/gateway/synth"
@@ -29,6 +31,8 @@ type devOptions struct {
 	policyDir    string
 	logLevel     string
 	workers      int
+	trace        bool
+	adminAddr    string
 }
 
 func (a *app) devCmd() *cobra.Command {
@@ -43,7 +47,11 @@ corrupt record to show the dead-letter path) and runs the gateway, printing a
 per-recipient summary. Any Kafka client can watch the broker meanwhile, e.g.
   kcat -b 127.0.0.1:9092 -C -t dgw.out.kz-border-api -f '%k %h\n'
 With --events N it stops once N records are fully processed and prints the
-final summary (--json for machines). Hash keys are development keys.`,
+final summary (--json for machines). Hash keys and the audit key are
+development keys. Every decision goes to the audit trail dgw.audit; subject
+requests published to subject.requests (dgw subject request) apply at once:
+  dgw audit verify --dev-key
+  dgw audit subject PASSENGER_ID --dev-key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.events < 0 || o.rate < 0 || o.corruptEvery < 0 {
@@ -63,6 +71,8 @@ final summary (--json for machines). Hash keys are development keys.`,
 	f.StringVar(&o.policyDir, "policies", "", "policy directory (default: the built-in policies)")
 	f.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	f.IntVar(&o.workers, "workers", 8, "gateway workers")
+	f.BoolVar(&o.trace, "trace", false, "print every span as a JSON line on stdout")
+	f.StringVar(&o.adminAddr, "admin-addr", telemetry.DefaultAdminAddr, "address of the admin server (/metrics, /healthz, /readyz); empty for none")
 	return cmd
 }
 
@@ -71,10 +81,21 @@ func (a *app) dev(ctx context.Context, o devOptions) error {
 	if err != nil {
 		return failWith(2, err)
 	}
+	tcfg := observabilityConfig{adminAddr: o.adminAddr, environ: a.environ, log: log}
+	if o.trace {
+		tcfg.traces = a.stdout
+	}
+	obs, err := startObservability(ctx, tcfg)
+	if err != nil {
+		return failWith(2, fmt.Errorf("telemetry: %w", err))
+	}
+	defer closeObservability(ctx, obs, log)
+	policyLoaded := obs.startupChecks()
 	p, err := buildParts(ctx, o.policyDir, "", redact.DevKeyring("dgw-dev"), 1<<20, log)
 	if err != nil {
 		return err
 	}
+	policyLoaded.Set(true)
 	sources := defaultSourceTopics(p.set)
 	const deadLetter, held = "dgw.deadletter", "dgw.held"
 	topics := append(append([]string{deadLetter, held}, sources...), recipientTopics(p.recipients)...)
@@ -84,8 +105,20 @@ func (a *app) dev(ctx context.Context, o devOptions) error {
 	}
 	defer b.Close()
 	brokers := b.Addrs()
+	acct, err := newAccountability(p.set, defaultAuditTopic, defaultSubjectTopic, audit.DevKey(devAuditSeed), defaultAuditRetention)
+	if err != nil {
+		return err
+	}
+	if err := acct.ensureTopics(ctx, kafka.AdminConfig{Brokers: brokers}, 3, 1); err != nil {
+		return fmt.Errorf("create the audit and subject topics: %w", err)
+	}
 	fmt.Fprintf(a.stderr, "dgw dev: embedded broker on %s; %d source topics, %d recipients, policy revision %s\n",
 		brokers[0], len(sources), len(p.recipients), p.decider.Revision())
+	fmt.Fprintf(a.stderr, "dgw dev: audit trail on %s (development audit key: dgw audit verify --dev-key), subject requests on %s\n",
+		acct.auditTopic, acct.subjectTopic)
+	if obs.adminAddr != "" {
+		fmt.Fprintf(a.stderr, "dgw dev: metrics on http://%s/metrics, health on /healthz and /readyz\n", obs.adminAddr)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -105,7 +138,8 @@ func (a *app) dev(ctx context.Context, o devOptions) error {
 	gwErr := make(chan error, 1)
 	go func() {
 		gwErr <- runGateway(ctx, gatewayOptions{brokers: brokers, clientID: "dgw-dev", group: "dgw-dev", topics: sources,
-			deadLetter: deadLetter, held: held, workers: o.workers, queue: 32, parts: p, log: log, observers: observers})
+			deadLetter: deadLetter, held: held, workers: o.workers, queue: 32, parts: p, log: log, observers: observers,
+			ready: obs.ready, extra: obs.gatewayOptions(), acct: acct})
 	}()
 
 	tick := time.NewTicker(o.interval)

@@ -16,6 +16,7 @@ import (
 	"github.com/dgwproject/dgw/adapters/broker"
 	"github.com/dgwproject/dgw/adapters/kafka"
 	"github.com/dgwproject/dgw/gateway"
+	"github.com/dgwproject/dgw/gateway/audit"
 	"github.com/dgwproject/dgw/gateway/codec"
 	"github.com/dgwproject/dgw/gateway/redact"
 	"github.com/dgwproject/dgw/gateway/synth"
@@ -35,6 +36,9 @@ type testBed struct {
 	brokers []string
 	parts   *parts
 	sources []string
+	// acct is the audit trail (defaultAuditTopic, development audit key)
+	// and the compacted subject topic every run uses, as dev does.
+	acct *accountability
 }
 
 func newTestBed(t *testing.T) *testBed {
@@ -46,7 +50,10 @@ func newTestBed(t *testing.T) *testBed {
 	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Partitions: 3, Topics: topics})
 	require.NoError(t, err)
 	t.Cleanup(b.Close)
-	return &testBed{broker: b, brokers: b.Addrs(), parts: p, sources: sources}
+	acct, err := newAccountability(p.set, defaultAuditTopic, defaultSubjectTopic, audit.DevKey(devAuditSeed), defaultAuditRetention)
+	require.NoError(t, err)
+	require.NoError(t, acct.ensureTopics(t.Context(), kafka.AdminConfig{Brokers: b.Addrs()}, 3, 1))
+	return &testBed{broker: b, brokers: b.Addrs(), parts: p, sources: sources, acct: acct}
 }
 
 // publish writes records to the source topics as a booking system would.
@@ -79,7 +86,8 @@ func (tb *testBed) runUntil(t *testing.T, group string, n int64, log *slog.Logge
 	errc := make(chan error, 1)
 	go func() {
 		errc <- runGateway(ctx, gatewayOptions{brokers: tb.brokers, clientID: group, group: group, topics: tb.sources,
-			deadLetter: testDeadLetter, held: testHeld, workers: 4, queue: 16, parts: tb.parts, log: log, observers: obs})
+			deadLetter: testDeadLetter, held: testHeld, workers: 4, queue: 16, parts: tb.parts, log: log, observers: obs,
+			acct: tb.acct})
 	}()
 	select {
 	case <-done:

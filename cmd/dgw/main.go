@@ -76,5 +76,7 @@ topic and records it cannot decide or deliver to the held topic, with a reason.`
 		SilenceErrors: true,
 	}
 	root.AddCommand(a.devCmd(), a.runCmd(), a.genCmd(), a.evalCmd(), a.schemasCmd(), a.policyCmd())
+	root.AddCommand(a.redriveCmd())
+	root.AddCommand(a.auditCmd(), a.subjectCmd())
 	return root
 }

@@ -19,10 +19,17 @@ recipient, and writes the recipients' topics, the dead-letter and the held topic
 Several processes with the same group share the partitions. SIGTERM drains
 in-flight events and commits what was delivered. Configuration comes from the
 file and DGW_* environment variables (see README). Hash keys must come from
-hash_keys_file or DGW_HASH_KEY_<RECIPIENT>: run never uses development keys.`,
+hash_keys_file or DGW_HASH_KEY_<RECIPIENT>, and the audit key from
+audit_key_file or DGW_AUDIT_KEY: run never uses development keys. Before it
+serves, run reads the compacted subject topic to its end (consents,
+objections, erasures) and checks that the audit topic keeps its entries.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(configFile, a.environ)
+			if err != nil {
+				return failWith(2, err)
+			}
+			sec, err := cfg.kafkaSecurity()
 			if err != nil {
 				return failWith(2, err)
 			}
@@ -30,6 +37,13 @@ hash_keys_file or DGW_HASH_KEY_<RECIPIENT>: run never uses development keys.`,
 			if err != nil {
 				return failWith(2, err)
 			}
+			obs, err := startObservability(cmd.Context(), observabilityConfig{
+				adminAddr: cfg.AdminAddr, environ: a.environ, log: log})
+			if err != nil {
+				return failWith(2, fmt.Errorf("telemetry: %w", err))
+			}
+			defer closeObservability(cmd.Context(), obs, log)
+			policyLoaded := obs.startupChecks()
 			var keys redact.Keyring
 			if cfg.HashKeysFile != "" {
 				if keys, err = redact.LoadKeyring(cfg.HashKeysFile); err != nil {
@@ -38,24 +52,39 @@ hash_keys_file or DGW_HASH_KEY_<RECIPIENT>: run never uses development keys.`,
 			} else if keys, err = redact.KeyringFromEnv(a.environ); err != nil {
 				return failWith(2, err)
 			}
+			akey, err := auditKeyFor(cfg.AuditKeyFile, a.environ)
+			if err != nil {
+				return failWith(2, fmt.Errorf("audit key: %w", err))
+			}
 			p, err := buildParts(cmd.Context(), cfg.PolicyDir, cfg.SchemaDir, keys, cfg.MaxRecordBytes, log)
 			if err != nil {
 				return err
 			}
+			retention, _ := parseRetention(cfg.AuditRetention) // validated by loadConfig
+			acct, err := newAccountability(p.set, cfg.AuditTopic, cfg.SubjectTopic, akey, retention)
+			if err != nil {
+				return failWith(2, err)
+			}
+			policyLoaded.Set(true)
 			topics := cfg.SourceTopics
 			if len(topics) == 0 {
 				topics = defaultSourceTopics(p.set)
 			}
 			if cfg.CreateTopics {
 				all := append(append([]string{cfg.DeadLetterTopic, cfg.HeldTopic}, topics...), recipientTopics(p.recipients)...)
-				if err := kafka.EnsureTopics(cmd.Context(), cfg.Brokers, cfg.Partitions, 1, all...); err != nil {
+				admin := kafka.AdminConfig{Brokers: cfg.Brokers, ClientID: cfg.ClientID, Security: sec}
+				if err := admin.EnsureTopics(cmd.Context(), cfg.Partitions, 1, all...); err != nil {
+					return fmt.Errorf("create topics: %w", err)
+				}
+				if err := acct.ensureTopics(cmd.Context(), admin, cfg.Partitions, 1); err != nil {
 					return fmt.Errorf("create topics: %w", err)
 				}
 			}
 			return runGateway(cmd.Context(), gatewayOptions{
 				brokers: cfg.Brokers, clientID: cfg.ClientID, group: cfg.Group, topics: topics,
 				deadLetter: cfg.DeadLetterTopic, held: cfg.HeldTopic, workers: cfg.Workers, queue: cfg.Queue,
-				parts: p, log: log,
+				parts: p, log: log, security: sec,
+				ready: obs.ready, extra: obs.gatewayOptions(), acct: acct,
 			})
 		},
 	}

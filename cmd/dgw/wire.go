@@ -28,6 +28,7 @@ type parts struct {
 	recipients []*gateway.Recipient
 	redactor   *redact.Redactor
 	decoder    *codec.Decoder
+	maxRecord  int // the decoder's record size limit
 }
 
 func dirOr(dir string, embedded fs.FS) fs.FS {
@@ -55,7 +56,7 @@ func buildParts(ctx context.Context, policyDir, schemaDir string, keys redact.Ke
 		return nil, fmt.Errorf("prepare recipients: %w", err)
 	}
 	dec := codec.NewDecoder(set, codec.WithMaxSize(maxRecord))
-	return &parts{set: set, decider: decider, recipients: recipients, redactor: red, decoder: dec}, nil
+	return &parts{set: set, decider: decider, recipients: recipients, redactor: red, decoder: dec, maxRecord: maxRecord}, nil
 }
 
 // sourceTopic is the default topic of an event type.

@@ -57,8 +57,7 @@ func Decode(set *schema.Set, raw []byte) (*schema.Schema, map[string]any, error)
 	}
 	s, ok := set.ByFingerprint(fp)
 	if !ok {
-		return nil, nil, gateway.Park(gateway.ReasonUnknownSchema,
-			fmt.Errorf("fingerprint %s names no known schema: %w", gateway.FingerprintHex(fp), gateway.ErrSchemaNotFound))
+		return nil, nil, unknownSchema(fp)
 	}
 	v, err := DecodeBody(s, raw[HeaderLen:])
 	if err != nil {
@@ -67,30 +66,54 @@ func Decode(set *schema.Set, raw []byte) (*schema.Schema, map[string]any, error)
 	return s, v, nil
 }
 
+func unknownSchema(fp uint64) error {
+	return gateway.Park(gateway.ReasonUnknownSchema,
+		fmt.Errorf("fingerprint %s names no known schema: %w", gateway.FingerprintHex(fp), gateway.ErrSchemaNotFound))
+}
+
 // DecodeBody decodes a bare Avro binary body of schema s.
 func DecodeBody(s *schema.Schema, body []byte) (map[string]any, error) {
 	r := reader{b: body}
 	v, err := r.read(s.Avro, "")
 	if err != nil {
-		reason := gateway.ReasonDecode
-		var ve *valueError
-		if errors.As(err, &ve) && ve.invalid {
-			reason = gateway.ReasonInvalid
-		}
-		return nil, gateway.Park(reason, fmt.Errorf("decode %s: %w", s.Name, err))
+		return nil, decodeError(s, err)
 	}
 	if r.i != len(body) {
-		return nil, gateway.Park(gateway.ReasonDecode,
-			fmt.Errorf("decode %s: %d trailing bytes after the record", s.Name, len(body)-r.i))
+		return nil, trailing(s, len(body)-r.i)
 	}
 	return v.(map[string]any), nil
 }
+
+// decodeError parks a decoding failure: ReasonInvalid for a value out of
+// range, ReasonDecode otherwise.
+func decodeError(s *schema.Schema, err error) error {
+	var te *trailingError
+	if errors.As(err, &te) {
+		return trailing(s, te.n)
+	}
+	reason := gateway.ReasonDecode
+	var ve *valueError
+	if errors.As(err, &ve) && ve.invalid {
+		reason = gateway.ReasonInvalid
+	}
+	return gateway.Park(reason, fmt.Errorf("decode %s: %w", s.Name, err))
+}
+
+func trailing(s *schema.Schema, n int) error {
+	return gateway.Park(gateway.ReasonDecode, fmt.Errorf("decode %s: %d trailing bytes after the record", s.Name, n))
+}
+
+// trailingError reports bytes left after a record.
+type trailingError struct{ n int }
+
+func (e *trailingError) Error() string { return fmt.Sprintf("%d trailing bytes after the record", e.n) }
 
 // Decoder implements gateway.Decoder over a schema set.
 type Decoder struct {
 	set     *schema.Set
 	maxSize int
 	state   gateway.SubjectState
+	progs   map[uint64]*program // by fingerprint; a schema without one is read generically
 }
 
 var _ gateway.Decoder = (*Decoder)(nil)
@@ -108,9 +131,16 @@ func WithSubjectState(s gateway.SubjectState) Option { return func(d *Decoder) {
 
 // NewDecoder returns a decoder over set.
 func NewDecoder(set *schema.Set, opts ...Option) *Decoder {
-	d := &Decoder{set: set, maxSize: 1 << 20}
+	d := &Decoder{set: set, maxSize: 1 << 20, progs: map[uint64]*program{}}
 	for _, o := range opts {
 		o(d)
+	}
+	if set != nil {
+		for _, s := range set.All() {
+			if p, err := compile(s); err == nil {
+				d.progs[s.Fingerprint] = p
+			}
+		}
 	}
 	return d
 }
@@ -121,6 +151,39 @@ func (d *Decoder) Decode(msg gateway.Message) (*gateway.Event, error) {
 		return nil, gateway.Park(gateway.ReasonTooLarge,
 			fmt.Errorf("record of %d bytes exceeds the limit of %d", len(msg.Value), d.maxSize))
 	}
+	fp, err := Fingerprint(msg.Value)
+	if err != nil {
+		return nil, err
+	}
+	prog := d.progs[fp]
+	if prog == nil {
+		return d.decodeGeneric(msg)
+	}
+	s, ok := d.set.ByFingerprint(fp)
+	if !ok {
+		return nil, unknownSchema(fp)
+	}
+	ev := &gateway.Event{Msg: msg, Schema: s.Ref()}
+	var x extractor
+	x.init(s, &ev.Context)
+	body := msg.Value[HeaderLen:]
+	ev.Value, err = prog.decode(body, &x)
+	if err != nil {
+		return nil, decodeError(s, err)
+	}
+	ids, err := x.finish()
+	if err != nil {
+		return nil, gateway.Park(gateway.ReasonInvalid, fmt.Errorf("%s: %w", s.Name, err))
+	}
+	ev.ID, ev.SubjectID, ev.OccurredAt = ids.eventID, ids.subjectID, ids.occurredAt
+	if d.state != nil {
+		merge(&ev.Context.Subject, d.state.Lookup(ev.SubjectID))
+	}
+	return ev, nil
+}
+
+// decodeGeneric decodes with the generic reader, then extracts the context.
+func (d *Decoder) decodeGeneric(msg gateway.Message) (*gateway.Event, error) {
 	s, v, err := Decode(d.set, msg.Value)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,208 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dgwproject/dgw/gateway"
+	"github.com/dgwproject/dgw/gateway/gatewaytest"
+)
+
+// The audit rule: an event's audit records are acknowledged before any of
+// its deliveries is written, and the offset is acked only after both.
+func TestPipelineWritesAuditRecordsAhead(t *testing.T) {
+	var mu sync.Mutex
+	var order []string // topic of every record in the order the sink saw them
+	sink := &gatewaytest.MemSink{Fail: func(d gateway.Disclosure, _ int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		order = append(order, d.Topic)
+		return nil
+	}}
+	src := gatewaytest.NewMemSource(true, msgs("e1")...)
+	run(t, src, gatewaytest.DeciderFunc(allowAll), redactor(), sink,
+		[]*gateway.Recipient{recipient("a"), recipient("b")}, gateway.WithAuditor(auditor{}))
+
+	require.Equal(t, []string{"audit", "audit", "out.a", "out.b"}, order, "audit records first, in one write")
+	assert.Equal(t, map[int64]int{1: 1}, src.Acked())
+}
+
+// auditCounter counts Records calls and can be told to fail the writes.
+type auditCounter struct {
+	mu    sync.Mutex
+	calls []*gateway.AuditInput
+}
+
+func (a *auditCounter) Records(in *gateway.AuditInput) ([]gateway.Disclosure, error) {
+	a.mu.Lock()
+	a.calls = append(a.calls, in)
+	a.mu.Unlock()
+	return auditor{}.Records(in)
+}
+
+func (a *auditCounter) Calls() []*gateway.AuditInput {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]*gateway.AuditInput(nil), a.calls...)
+}
+
+func TestPipelineDisclosesNothingBeforeItsAuditIsAcknowledged(t *testing.T) {
+	attempted := make(chan struct{})
+	var once sync.Once
+	sink := &gatewaytest.MemSink{Fail: func(d gateway.Disclosure, _ int) error {
+		if d.Topic == "audit" {
+			once.Do(func() { close(attempted) })
+			return gatewaytest.ErrInjected
+		}
+		return nil
+	}}
+	src := gatewaytest.NewMemSource(false, msgs("e1", "e2")...)
+	aud := &auditCounter{}
+	ctx, cancel := context.WithCancel(t.Context())
+	p, err := gateway.New(src, decoder(), gatewaytest.DeciderFunc(allowAll), redactor(), sink,
+		[]*gateway.Recipient{recipient("ok")}, gateway.WithAuditor(aud), gateway.WithWorkers(1),
+		gateway.WithRetryBackoff(time.Millisecond, time.Millisecond), gateway.WithDrainTimeout(20*time.Millisecond))
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	<-attempted
+	cancel()
+	require.NoError(t, <-done)
+
+	assert.Empty(t, sink.Topic("out.ok"), "no delivery without an acknowledged audit record")
+	assert.Empty(t, src.Acked(), "nothing is acked")
+	calls := aud.Calls()
+	require.Len(t, calls, 1, "after an unfinished audit write the worker starts no further audit record")
+	assert.Equal(t, "e1", calls[0].Event.ID)
+}
+
+func TestPipelineCorrectsTheAuditWhenADeliveryIsHeld(t *testing.T) {
+	tests := []struct {
+		name          string
+		failCorrected bool
+		wantAcked     map[int64]int
+		wantAudit     []string
+	}{
+		{name: "correction written", wantAcked: map[int64]int{1: 1},
+			wantAudit: []string{"e1:down:delivered", "e1:fine:delivered", "e1:down:held:correction"}},
+		{name: "correction not written: not acked", failCorrected: true, wantAcked: map[int64]int{},
+			wantAudit: []string{"e1:down:delivered", "e1:fine:delivered"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := &gatewaytest.MemSink{Fail: func(d gateway.Disclosure, _ int) error {
+				if d.Topic == "out.down" || tt.failCorrected && strings.HasSuffix(string(d.Value), ":correction") {
+					return gatewaytest.ErrInjected
+				}
+				return nil
+			}}
+			src := gatewaytest.NewMemSource(!tt.failCorrected, msgs("e1")...)
+			aud := &auditCounter{}
+			opts := []gateway.Option{gateway.WithAuditor(aud), gateway.WithSinkAttempts(2),
+				gateway.WithRetryBackoff(time.Millisecond, time.Millisecond)}
+			if tt.failCorrected {
+				ctx, cancel := context.WithCancel(t.Context())
+				p, err := gateway.New(src, decoder(), gatewaytest.DeciderFunc(allowAll), redactor(), sink,
+					[]*gateway.Recipient{recipient("down"), recipient("fine")},
+					append(opts, gateway.WithDrainTimeout(20*time.Millisecond))...)
+				require.NoError(t, err)
+				done := make(chan error, 1)
+				go func() { done <- p.Run(ctx) }()
+				require.Eventually(t, func() bool { return len(aud.Calls()) == 2 }, 10*time.Second, time.Millisecond)
+				cancel()
+				require.NoError(t, <-done)
+			} else {
+				run(t, src, gatewaytest.DeciderFunc(allowAll), redactor(), sink,
+					[]*gateway.Recipient{recipient("down"), recipient("fine")}, opts...)
+			}
+			var got []string
+			for _, d := range sink.Topic("audit") {
+				got = append(got, string(d.Value))
+			}
+			assert.Equal(t, tt.wantAudit, got)
+			assert.Equal(t, tt.wantAcked, src.Acked())
+			calls := aud.Calls()
+			require.Len(t, calls, 2)
+			assert.True(t, calls[1].Correction)
+			assert.Same(t, calls[0].Event, calls[1].Event)
+			assert.Equal(t, calls[0].Worker, calls[1].Worker, "a correction joins the worker's chain")
+			require.Len(t, calls[1].Results, 1, "only the corrected recipient")
+			assert.Equal(t, "down", calls[1].Results[0].Recipient.ID)
+			assert.Equal(t, gateway.ReasonSink, calls[1].Results[0].Reason)
+		})
+	}
+}
+
+// chainChecker plays a per-worker hash chain: it fails the test if a
+// worker's Records call overlaps another of the same worker, or comes
+// before the previous call's records were acknowledged.
+type chainChecker struct {
+	t       *testing.T
+	sink    *gatewaytest.MemSink
+	workers int
+
+	mu       sync.Mutex
+	busy     map[int]bool
+	last     map[int]string
+	problems []string
+}
+
+func (c *chainChecker) Records(in *gateway.AuditInput) ([]gateway.Disclosure, error) {
+	c.mu.Lock()
+	if in.Worker < 0 || in.Worker >= c.workers {
+		c.problems = append(c.problems, fmt.Sprintf("worker %d out of range", in.Worker))
+	}
+	if c.busy[in.Worker] {
+		c.problems = append(c.problems, fmt.Sprintf("worker %d: overlapping Records calls", in.Worker))
+	}
+	c.busy[in.Worker] = true
+	prev := c.last[in.Worker]
+	c.mu.Unlock()
+
+	if prev != "" {
+		found := false
+		for _, d := range c.sink.Topic("audit") {
+			if string(d.Value) == prev {
+				found = true
+			}
+		}
+		if !found {
+			c.mu.Lock()
+			c.problems = append(c.problems, fmt.Sprintf("worker %d: %s not acknowledged before the next call", in.Worker, prev))
+			c.mu.Unlock()
+		}
+	}
+	v := fmt.Sprintf("w%d:%s", in.Worker, in.Event.ID)
+	c.mu.Lock()
+	c.last[in.Worker] = v
+	c.busy[in.Worker] = false
+	c.mu.Unlock()
+	return []gateway.Disclosure{{Topic: "audit", Key: []byte(fmt.Sprint(in.Worker)), Value: []byte(v)}}, nil
+}
+
+func TestPipelineSerialisesAuditRecordsPerWorker(t *testing.T) {
+	var ms []gateway.Message
+	for i := range 200 {
+		ms = append(ms, gateway.Message{Topic: "src", Partition: i % 3, Offset: int64(i + 1),
+			Key: []byte(fmt.Sprintf("p%d", i%17)), Value: []byte(fmt.Sprintf("e%03d", i))})
+	}
+	sink := &gatewaytest.MemSink{}
+	c := &chainChecker{t: t, sink: sink, workers: 4, busy: map[int]bool{}, last: map[int]string{}}
+	run(t, gatewaytest.NewMemSource(true, ms...), gatewaytest.DeciderFunc(allowAll), redactor(), sink,
+		[]*gateway.Recipient{recipient("ok")}, gateway.WithAuditor(c), gateway.WithWorkers(4))
+
+	assert.Empty(t, c.problems)
+	assert.Len(t, sink.Topic("audit"), 200)
+	workers := map[string]bool{}
+	for _, d := range sink.Topic("audit") {
+		workers[string(d.Key)] = true
+	}
+	assert.Greater(t, len(workers), 1, "events spread over several workers")
+}

@@ -1,0 +1,191 @@
+package codec
+
+import (
+	"errors"
+	"math/big"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dgwproject/dgw/gateway"
+	"github.com/dgwproject/dgw/gateway/schema"
+	"github.com/dgwproject/dgw/gateway/synth"
+	"github.com/dgwproject/dgw/schemas"
+)
+
+func internalSet(t testing.TB) *schema.Set {
+	t.Helper()
+	set, err := schema.Load(schemas.FS)
+	require.NoError(t, err)
+	return set
+}
+
+// sameDecoding decodes raw with the compiled program and with the generic
+// reader plus context extraction, and requires the same outcome: the same
+// value, context and identity, or the same error text and reason.
+func sameDecoding(t *testing.T, d *Decoder, raw []byte) (*gateway.Event, error) {
+	t.Helper()
+	msg := gateway.Message{Value: raw}
+	got, gotErr := d.Decode(msg)
+	want, wantErr := d.decodeGeneric(msg)
+	if wantErr != nil {
+		require.Error(t, gotErr, "the generic reader fails, the program must too")
+		require.Equal(t, wantErr.Error(), gotErr.Error())
+		var gp, wp *gateway.ParkError
+		require.True(t, errors.As(gotErr, &gp))
+		require.True(t, errors.As(wantErr, &wp))
+		require.Equal(t, wp.Reason, gp.Reason)
+		require.Nil(t, got)
+		return nil, gotErr
+	}
+	require.NoError(t, gotErr)
+	require.True(t, sameValue(want.Value, got.Value), "program and generic reader decode the same value")
+	require.Equal(t, want.Context, got.Context)
+	require.Equal(t, want.ID, got.ID)
+	require.Equal(t, want.SubjectID, got.SubjectID)
+	require.True(t, want.OccurredAt.Equal(got.OccurredAt))
+	require.Equal(t, want.Schema, got.Schema)
+	return got, nil
+}
+
+// sameValue compares normalised values, decimals and times by value.
+func sameValue(a, b any) bool {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, v := range x {
+			w, ok := y[k]
+			if !ok || !sameValue(v, w) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) || (x == nil) != (y == nil) {
+			return false
+		}
+		for i := range x {
+			if !sameValue(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case *big.Rat:
+		y, ok := b.(*big.Rat)
+		return ok && x.Cmp(y) == 0
+	case time.Time:
+		y, ok := b.(time.Time)
+		return ok && x.Equal(y) && y.Location() == time.UTC
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+func TestProgramCompilesEverySchema(t *testing.T) {
+	set := internalSet(t)
+	d := NewDecoder(set)
+	for _, s := range set.All() {
+		require.NotNil(t, d.progs[s.Fingerprint], "%s has a compiled program", s.Name)
+	}
+}
+
+// TestProgramMatchesGeneric holds the compiled decoder to the generic
+// reader on the synthetic stream, every truncation of some records, and
+// corrupted bytes at every position.
+func TestProgramMatchesGeneric(t *testing.T) {
+	set := internalSet(t)
+	d := NewDecoder(set)
+	g := synth.New(synth.Options{Seed: 11})
+	var samples [][]byte
+	for i := range 2000 {
+		ev := g.Next()
+		s, ok := set.ByEventType(ev.Type)
+		require.True(t, ok)
+		raw, err := Encode(s, ev.Value)
+		require.NoError(t, err)
+		_, err = sameDecoding(t, d, raw)
+		require.NoError(t, err)
+		if i%97 == 0 {
+			samples = append(samples, raw)
+		}
+	}
+	for _, raw := range samples {
+		for n := range len(raw) {
+			_, err := sameDecoding(t, d, raw[:n])
+			require.Error(t, err, "a truncated record fails")
+		}
+		for i := HeaderLen; i < len(raw); i++ {
+			for _, flip := range []byte{0x01, 0x80, 0xff} {
+				bad := append([]byte(nil), raw...)
+				bad[i] ^= flip
+				_, _ = sameDecoding(t, d, bad)
+			}
+		}
+		_, err := sameDecoding(t, d, append(append([]byte(nil), raw...), 0))
+		require.Error(t, err, "a trailing byte fails")
+	}
+}
+
+// TestProgramStringsShareOneCopy: the decoded strings do not alias the
+// message's bytes, so a caller reusing its buffer cannot change an event.
+func TestProgramStringsShareOneCopy(t *testing.T) {
+	set := internalSet(t)
+	d := NewDecoder(set)
+	ev := synth.New(synth.Options{Seed: 2, Types: []string{"booking"}}).Next()
+	s, _ := set.ByEventType("booking")
+	raw, err := Encode(s, ev.Value)
+	require.NoError(t, err)
+	got, err := d.Decode(gateway.Message{Value: raw})
+	require.NoError(t, err)
+	id := got.ID
+	for i := HeaderLen; i < len(raw); i++ {
+		raw[i] = 'X'
+	}
+	require.Equal(t, ev.Value["event_id"], id, "overwriting the message bytes leaves the event unchanged")
+	require.Equal(t, ev.Value["event_id"], got.Value["event_id"])
+}
+
+func TestDecimalPlanMatchesGeneric(t *testing.T) {
+	for _, d := range []decimal{{9, 2}, {18, 2}, {18, 18}, {19, 2}, {30, 4}, {4, 0}} {
+		p := plan(d)
+		for _, b := range [][]byte{
+			{}, {0}, {0x7f}, {0x80}, {0xff}, {0x01, 0x00}, {0xff, 0x38}, {0x05, 0xf5, 0xe1, 0x00},
+			{0x3b, 0x9a, 0xc9, 0xff}, {0x80, 0, 0, 0, 0, 0, 0, 0}, {0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+			{0x0d, 0xe0, 0xb6, 0xb3, 0xa7, 0x64, 0x00, 0x00}, {0x01, 0, 0, 0, 0, 0, 0, 0, 0},
+		} {
+			want, wantErr := d.rat(b, "amount")
+			got, gotErr := p.rat(b, "amount")
+			if wantErr != nil {
+				require.Error(t, gotErr, "decimal(%d,%d) % x", d.precision, d.scale, b)
+				require.Equal(t, wantErr.Error(), gotErr.Error())
+				continue
+			}
+			require.NoError(t, gotErr, "decimal(%d,%d) % x", d.precision, d.scale, b)
+			require.Zero(t, want.Cmp(got), "decimal(%d,%d) % x: %s vs %s", d.precision, d.scale, b, want, got)
+		}
+	}
+}
+
+// FuzzProgram: on any input the compiled decoder and the generic reader
+// agree.
+func FuzzProgram(f *testing.F) {
+	set := internalSet(f)
+	d := NewDecoder(set, WithMaxSize(64<<10))
+	for _, typ := range synth.EventTypes() {
+		ev := synth.New(synth.Options{Seed: 1, Types: []string{typ}}).Next()
+		s, _ := set.ByEventType(typ)
+		raw, err := Encode(s, ev.Value)
+		require.NoError(f, err)
+		f.Add(raw)
+		f.Add(raw[:len(raw)/2])
+	}
+	f.Add([]byte{0xC3, 0x01})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		_, _ = sameDecoding(t, d, raw)
+	})
+}

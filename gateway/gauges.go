@@ -1,0 +1,128 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+)
+
+// PartitionLag is the backlog of one source partition: how many records at
+// or after the first one this process has not finished yet.
+type PartitionLag struct {
+	Topic     string
+	Partition int
+	Lag       int64
+}
+
+// LagReporter is an optional interface of a Source. When the pipeline's
+// source implements it, the pipeline exports Lag as the gauge
+// dgw.consumer.lag{topic, partition} while Run runs. Lag is called from the
+// metrics collector's goroutine and must be safe for concurrent use.
+type LagReporter interface {
+	Lag() []PartitionLag
+}
+
+// RevisionReporter is an optional interface of a Decider: the revision of
+// the policy it decides with now. When the pipeline's decider implements
+// it, the pipeline exports the gauge dgw.policy.revision{revision} = 1 for
+// the current revision only while Run runs, so a reload replaces the series.
+type RevisionReporter interface {
+	Revision() string
+}
+
+// registerGauges registers the pipeline's observable gauges; the returned
+// func unregisters them. Without a meter provider nothing is registered.
+func (p *Pipeline) registerGauges() (unregister func(), err error) {
+	lagger, hasLag := p.src.(LagReporter)
+	reviser, hasRevision := p.decider.(RevisionReporter)
+	if p.cfg.meterProvider == nil || (!hasLag && !hasRevision) {
+		return func() {}, nil
+	}
+	m := p.cfg.meterProvider.Meter(instrumentationName)
+	var observables []metric.Observable
+	var lag, revision metric.Int64ObservableGauge
+	if hasLag {
+		if lag, err = m.Int64ObservableGauge("dgw.consumer.lag",
+			metric.WithDescription("Records of a source partition at or after the first one this process has not finished.")); err != nil {
+			return nil, fmt.Errorf("consumer lag gauge: %w", err)
+		}
+		observables = append(observables, lag)
+	}
+	if hasRevision {
+		if revision, err = m.Int64ObservableGauge("dgw.policy.revision",
+			metric.WithDescription("The active policy revision, as the revision label; the value is always 1.")); err != nil {
+			return nil, fmt.Errorf("policy revision gauge: %w", err)
+		}
+		observables = append(observables, revision)
+	}
+	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		if hasLag {
+			for _, l := range lagger.Lag() {
+				o.ObserveInt64(lag, l.Lag, metric.WithAttributes(
+					attribute.String("topic", l.Topic), attribute.Int("partition", l.Partition)))
+			}
+		}
+		if hasRevision {
+			if rev := reviser.Revision(); rev != "" {
+				o.ObserveInt64(revision, 1, metric.WithAttributes(attribute.String("revision", rev)))
+			}
+		}
+		return nil
+	}, observables...)
+	if err != nil {
+		return nil, fmt.Errorf("register gauges: %w", err)
+	}
+	return func() {
+		if err := reg.Unregister(); err != nil {
+			p.log.Warn("unregister pipeline gauges", "error", err.Error())
+		}
+	}, nil
+}
+
+// Policy reload results, the result label of dgw.policy.reloads.
+const (
+	reloadSuccess = "success"
+	reloadFailure = "failure"
+)
+
+// PolicyReloads counts policy reload attempts as the counter
+// dgw.policy.reloads{result="success"|"failure"}. Whatever reloads the
+// policy (a file watcher, a signal handler, the policy package through a
+// hook) calls Record once per attempt. Loading the policy at start is not a
+// reload. A nil *PolicyReloads records nothing.
+type PolicyReloads struct {
+	counter metric.Int64Counter
+}
+
+// NewPolicyReloads registers the counter with mp (nil: no metrics). Both
+// series start at zero, so an alert on failures has a series to watch
+// before the first reload.
+func NewPolicyReloads(ctx context.Context, mp metric.MeterProvider) (*PolicyReloads, error) {
+	if mp == nil {
+		mp = metricnoop.NewMeterProvider()
+	}
+	c, err := mp.Meter(instrumentationName).Int64Counter("dgw.policy.reloads",
+		metric.WithDescription("Policy reload attempts, per result."))
+	if err != nil {
+		return nil, fmt.Errorf("policy reloads counter: %w", err)
+	}
+	for _, result := range []string{reloadSuccess, reloadFailure} {
+		c.Add(ctx, 0, metric.WithAttributes(attribute.String("result", result)))
+	}
+	return &PolicyReloads{counter: c}, nil
+}
+
+// Record counts one reload attempt: a success when err is nil.
+func (r *PolicyReloads) Record(ctx context.Context, err error) {
+	if r == nil {
+		return
+	}
+	result := reloadSuccess
+	if err != nil {
+		result = reloadFailure
+	}
+	r.counter.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
+}

@@ -1,0 +1,181 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/dgwproject/dgw/gateway"
+	"github.com/dgwproject/dgw/gateway/gatewaytest"
+)
+
+// lagSource is a MemSource that reports a fixed lag.
+type lagSource struct {
+	*gatewaytest.MemSource
+	lag []gateway.PartitionLag
+}
+
+func (s *lagSource) Lag() []gateway.PartitionLag { return s.lag }
+
+// revisionDecider allows everything and reports a revision that can change.
+type revisionDecider struct {
+	mu  sync.Mutex
+	rev string
+}
+
+func (d *revisionDecider) Decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient) (gateway.Decision, error) {
+	return allowAll(ctx, dc, r)
+}
+
+func (d *revisionDecider) Revision() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rev
+}
+
+func (d *revisionDecider) set(rev string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.rev = rev
+}
+
+// point is one data point of a collected metric: its attributes and value.
+type point struct {
+	attrs map[string]string
+	value int64
+}
+
+// collect returns the int64 data points of the named metric.
+func collect(t *testing.T, r *sdkmetric.ManualReader, name string) []point {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, r.Collect(context.Background(), &rm))
+	var out []point
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			var dps []metricdata.DataPoint[int64]
+			switch data := m.Data.(type) {
+			case metricdata.Gauge[int64]:
+				dps = data.DataPoints
+			case metricdata.Sum[int64]:
+				dps = data.DataPoints
+			default:
+				t.Fatalf("%s: unexpected data %T", name, m.Data)
+			}
+			for _, dp := range dps {
+				p := point{attrs: map[string]string{}, value: dp.Value}
+				for _, kv := range dp.Attributes.ToSlice() {
+					p.attrs[string(kv.Key)] = kv.Value.Emit()
+				}
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// TestPipelineGauges: while Run runs, the source's lag and the decider's
+// current revision are exported; a new revision replaces the old series;
+// once Run returns both are gone.
+func TestPipelineGauges(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+
+	src := &lagSource{MemSource: gatewaytest.NewMemSource(false, msgs("e1", "e2")...),
+		lag: []gateway.PartitionLag{{Topic: "pax.booking", Partition: 0, Lag: 7}, {Topic: "pax.booking", Partition: 2, Lag: 0}}}
+	dec := &revisionDecider{rev: "rev-1"}
+	var handled atomic.Int64
+	done := make(chan struct{})
+	p, err := gateway.New(src, decoder(), dec, redactor(), &gatewaytest.MemSink{}, []*gateway.Recipient{recipient("ok")},
+		gateway.WithMeterProvider(mp),
+		gateway.WithObserver(gateway.ObserverFunc(func(*gateway.EventResult) {
+			if handled.Add(1) == 2 {
+				close(done)
+			}
+		})))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- p.Run(ctx) }()
+	<-done
+
+	assert.ElementsMatch(t, []point{
+		{attrs: map[string]string{"topic": "pax.booking", "partition": "0"}, value: 7},
+		{attrs: map[string]string{"topic": "pax.booking", "partition": "2"}, value: 0},
+	}, collect(t, reader, "dgw.consumer.lag"))
+	assert.Equal(t, []point{{attrs: map[string]string{"revision": "rev-1"}, value: 1}}, collect(t, reader, "dgw.policy.revision"))
+	dec.set("rev-2")
+	assert.Equal(t, []point{{attrs: map[string]string{"revision": "rev-2"}, value: 1}}, collect(t, reader, "dgw.policy.revision"),
+		"a reload replaces the revision series")
+	assert.Equal(t, []point{{attrs: map[string]string{"result": "miss"}, value: 2}}, collect(t, reader, "dgw.decision.cache"),
+		"the cache counter is labelled result, as the metric contract says")
+
+	cancel()
+	require.NoError(t, <-runErr)
+	assert.Empty(t, collect(t, reader, "dgw.consumer.lag"), "a stopped pipeline reports no lag")
+	assert.Empty(t, collect(t, reader, "dgw.policy.revision"))
+}
+
+func TestPolicyReloads(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	r, err := gateway.NewPolicyReloads(t.Context(), mp)
+	require.NoError(t, err)
+	byResult := func() map[string]int64 {
+		out := map[string]int64{}
+		for _, p := range collect(t, reader, "dgw.policy.reloads") {
+			out[p.attrs["result"]] = p.value
+		}
+		return out
+	}
+	assert.Equal(t, map[string]int64{"success": 0, "failure": 0}, byResult(), "both series exist from the start")
+	r.Record(t.Context(), nil)
+	r.Record(t.Context(), nil)
+	r.Record(t.Context(), errors.New("compile: 1 error"))
+	assert.Equal(t, map[string]int64{"success": 2, "failure": 1}, byResult())
+
+	var none *gateway.PolicyReloads
+	none.Record(t.Context(), nil) // a nil counter records nothing and does not panic
+}
+
+// ExampleNewPolicyReloads counts reload attempts of whatever reloads the
+// policy.
+func ExampleNewPolicyReloads() {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	ctx := context.Background()
+	reloads, err := gateway.NewPolicyReloads(ctx, mp)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	reloads.Record(ctx, nil)                              // the new revision is active
+	reloads.Record(ctx, errors.New("policy: 2 problems")) // the old one stays
+
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, dp := range rm.ScopeMetrics[0].Metrics[0].Data.(metricdata.Sum[int64]).DataPoints {
+		result, _ := dp.Attributes.Value("result")
+		fmt.Println(rm.ScopeMetrics[0].Metrics[0].Name, result.AsString(), dp.Value)
+	}
+	// Unordered output:
+	// dgw.policy.reloads success 1
+	// dgw.policy.reloads failure 1
+}
