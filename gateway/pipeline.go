@@ -378,6 +378,11 @@ func (p *Pipeline) handle(ctx context.Context, worker int, j job) {
 	res.EventID, res.EventType = ev.ID, ev.Schema.EventType
 	span.SetAttributes(attribute.String("dgw.event.id", ev.ID), attribute.String("dgw.event.type", ev.Schema.EventType))
 	recipients := p.recipientsFor(&j.msg)
+	// One policy revision decides the whole event (DeciderSnapshot).
+	decider := p.decider
+	if s, ok := decider.(DeciderSnapshot); ok {
+		decider = s.Snapshot()
+	}
 	res.Recipients = make([]RecipientResult, len(recipients))
 	out := make([]Disclosure, 0, len(recipients)+1)
 	owner := make([]int, 0, len(recipients)+1) // recipient index of out[i], -1 for held/audit
@@ -386,7 +391,7 @@ func (p *Pipeline) handle(ctx context.Context, worker int, j job) {
 		rr.Recipient = r
 		rctx, rspan := p.tel.tracer.Start(ctx, "dgw.disclose", trace.WithAttributes(
 			attribute.String("dgw.recipient.id", r.ID), attribute.String("dgw.recipient.type", r.Type)))
-		d := p.discloseTo(rctx, &j.msg, ev, r, rr, i, &out, &owner)
+		d := p.discloseTo(rctx, decider, &j.msg, ev, r, rr, i, &out, &owner)
 		rspan.SetAttributes(attribute.String("dgw.outcome", string(rr.Outcome)), attribute.String("dgw.policy.revision", d.Revision))
 		if d.Transfer.CrossBorder {
 			rspan.SetAttributes(attribute.String("dgw.transfer.mechanism", d.Transfer.Mechanism))
@@ -512,14 +517,14 @@ func (p *Pipeline) recipientsFor(m *Message) []*Recipient {
 
 // discloseTo decides, checks and redacts one recipient's copy of ev, and
 // appends what must be written for it (a delivery or a held record) to out.
-func (p *Pipeline) discloseTo(ctx context.Context, msg *Message, ev *Event, r *Recipient, rr *RecipientResult, i int, out *[]Disclosure, owner *[]int) Decision {
+func (p *Pipeline) discloseTo(ctx context.Context, decider Decider, msg *Message, ev *Event, r *Recipient, rr *RecipientResult, i int, out *[]Disclosure, owner *[]int) Decision {
 	hold := func(reason Reason, err error) {
 		rr.Outcome, rr.Reason, rr.Err = OutcomeHeld, reason, err
 		p.log.Warn("held for recipient", "event_id", ev.ID, "recipient", r.ID, "reason", string(reason), "error", err.Error())
 		*out = append(*out, p.parked(msg, p.cfg.held, reason, err, r.ID, ev.ID))
 		*owner = append(*owner, -1)
 	}
-	d, err := p.decide(ctx, ev, r)
+	d, err := p.decide(ctx, decider, ev, r)
 	rr.Decision = d
 	if err != nil {
 		reason, ok := ReasonOf(err)
@@ -552,11 +557,11 @@ func (p *Pipeline) discloseTo(ctx context.Context, msg *Message, ev *Event, r *R
 	return d
 }
 
-func (p *Pipeline) decide(ctx context.Context, ev *Event, r *Recipient) (Decision, error) {
+func (p *Pipeline) decide(ctx context.Context, decider Decider, ev *Event, r *Recipient) (Decision, error) {
 	ctx, span := p.tel.tracer.Start(ctx, "dgw.decide")
 	defer span.End()
 	start := time.Now()
-	d, err := p.decider.Decide(ctx, &ev.Context, r)
+	d, err := decider.Decide(ctx, &ev.Context, r)
 	if err != nil {
 		span.SetStatus(codes.Error, string(ReasonPolicy))
 		return Decision{}, &ParkError{Reason: ReasonPolicy, Recipient: r.ID, Err: err}

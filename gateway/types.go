@@ -93,6 +93,14 @@ type SubjectContext struct {
 	Consents    map[string]bool `json:"consents"`
 	Objections  []string        `json:"objections"`
 	Erased      bool            `json:"erased"`
+	// VitalInterest says the disclosure protects the passenger's vital
+	// interests while they cannot consent (GDPR Art 9(2)(c), Art 49(1)(f)).
+	// No event or subject request sets it today, so it is always false and
+	// special-category data flows on explicit consent only (fail closed):
+	// whether a life is at stake is a case-by-case human determination, not
+	// something dgw infers from a record. The policy's vital-interest
+	// branches are tested and ready for a producer signal.
+	VitalInterest bool `json:"vital_interest"`
 }
 
 // SchemaContext names the event's schema; the field catalogue with

@@ -220,7 +220,7 @@ func (a *accountability) start(ctx context.Context, o *gatewayOptions, fail cont
 		return nil, err
 	}
 	o.log.Info("audit trail", "topic", a.auditTopic, "chains", aud.Instance()+"-w*", "key_id", a.key.ID())
-	dec := codec.NewDecoder(o.parts.set, codec.WithMaxSize(o.parts.maxRecord))
+	dec := codec.NewDecoder(o.parts.set, codec.WithMaxSize(o.parts.maxRecord), codec.WithSubjectState(store))
 	return &accountableRun{decoder: dec, options: []gateway.Option{gateway.WithAuditor(aud)},
 		stop: func() { cancel(); <-done }}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -471,7 +472,7 @@ func TestSubjectRequestsApplyInStream(t *testing.T) {
 	// phase publishes the passengers' events (renamed with suffix), runs a
 	// fresh gateway over them, and checks the deliveries against the policy
 	// under states.
-	phase := func(t *testing.T, suffix string) map[string][]sourceEvent {
+	phase := func(t *testing.T, suffix string, log *slog.Logger) map[string][]sourceEvent {
 		t.Helper()
 		sent := map[string][]sourceEvent{}
 		var recs []gateway.Disclosure
@@ -483,7 +484,7 @@ func TestSubjectRequestsApplyInStream(t *testing.T) {
 			}
 		}
 		tb.publish(t, recs...)
-		tb.runUntil(t, "subjects", int64(len(recs)), nil)
+		tb.runUntil(t, "subjects", int64(len(recs)), log)
 
 		got := readAll(t, tb.brokers, recipientTopics(p.recipients)...)
 		delivered := map[delivery]bool{}
@@ -518,7 +519,29 @@ func TestSubjectRequestsApplyInStream(t *testing.T) {
 	request(t, tb.brokers, R, "--consent", "cross_border")
 	request(t, tb.brokers, E, "--erase")
 	request(t, tb.brokers, O, "--object", objected)
-	sentA := phase(t, "-a")
+	var logs logBuffer
+	sentA := phase(t, "-a", slog.New(slog.NewJSONHandler(&logs, nil)))
+	// The state was complete before the gateway served anything.
+	var loaded, started int = -1, -1
+	for i, line := range logs.lines() {
+		var l struct {
+			Msg        string `json:"msg"`
+			Records    int    `json:"records"`
+			Passengers int    `json:"passengers"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(line), &l))
+		switch l.Msg {
+		case "subject state loaded":
+			loaded = i
+			assert.Equal(t, 4, l.Records, "every request on the topic was read before serving")
+			assert.Equal(t, 3, l.Passengers)
+		case "gateway started":
+			started = i
+		}
+		assert.False(t, synth.ContainsCanary([]byte(line)), "no passenger id in the logs: %s", line)
+	}
+	require.GreaterOrEqual(t, loaded, 0)
+	assert.Less(t, loaded, started, "the subject state is loaded before the gateway starts")
 	pulse := 0
 	for _, e := range sentA[R] {
 		if _, ok := decided(t, p, &e, states[R])["pulse-research"]; ok {
@@ -531,7 +554,7 @@ func TestSubjectRequestsApplyInStream(t *testing.T) {
 	// the compacted topic alone.
 	request(t, tb.brokers, R, "--withdraw", "research")
 	states[R] = gateway.SubjectContext{Consents: map[string]bool{"research": false, "cross_border": true}}
-	sentB := phase(t, "-b")
+	sentB := phase(t, "-b", nil)
 
 	// The meaning, beyond matching the policy.
 	gotB := readAll(t, tb.brokers, recipientTopics(p.recipients)...)
@@ -653,6 +676,24 @@ func TestSubjectRequestsApplyInStream(t *testing.T) {
 		cancel()
 		require.NoError(t, <-errc)
 	})
+}
+
+// logBuffer collects log lines written concurrently.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) lines() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Split(strings.TrimSpace(b.buf.String()), "\n")
 }
 
 func TestSubjectRequestCommand(t *testing.T) {

@@ -50,6 +50,9 @@ type Config struct {
 	// TLS and SASL apply to every Kafka connection (config_security.go).
 	TLS  TLSConfig  `yaml:"tls"`
 	SASL SASLConfig `yaml:"sasl"`
+	// SessionTimeout is how long the group waits for a silent member (a
+	// process that died) before its partitions move; empty: 30s.
+	SessionTimeout string `yaml:"session_timeout"`
 	// AdminAddr is where /metrics, /healthz and /readyz are served
 	// (host:port); empty for no admin server.
 	AdminAddr string `yaml:"admin_addr"`
@@ -126,6 +129,9 @@ func (c *Config) envOverrides(environ []string) error {
 	if err := c.securityEnv(env); err != nil {
 		return err
 	}
+	if v, ok := env["DGW_SESSION_TIMEOUT"]; ok {
+		c.SessionTimeout = v
+	}
 	ints := map[string]*int{"DGW_WORKERS": &c.Workers, "DGW_QUEUE": &c.Queue,
 		"DGW_MAX_RECORD_BYTES": &c.MaxRecordBytes, "DGW_PARTITIONS": &c.Partitions}
 	for k, p := range ints {
@@ -175,6 +181,9 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("max_record_bytes: expected a positive integer, got %d", c.MaxRecordBytes))
 	}
 	errs = append(errs, c.validateSecurity()...)
+	if _, err := c.sessionTimeout(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log_format: expected json or text, got %q", c.LogFormat))
 	}

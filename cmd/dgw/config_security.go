@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dgwproject/dgw/adapters/kafka"
 )
@@ -142,4 +143,17 @@ func (c *Config) kafkaSecurity() (kafka.Security, error) {
 		return kafka.Security{}, err
 	}
 	return sec, nil
+}
+
+// sessionTimeout parses session_timeout: empty for the default (0), else a
+// duration of at least 2s (members heartbeat a third of it).
+func (c *Config) sessionTimeout() (time.Duration, error) {
+	if c.SessionTimeout == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(c.SessionTimeout)
+	if err != nil || d < 2*time.Second {
+		return 0, fmt.Errorf("session_timeout: expected a duration of at least 2s such as 10s, got %q", c.SessionTimeout)
+	}
+	return d, nil
 }

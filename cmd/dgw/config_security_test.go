@@ -263,3 +263,33 @@ func writeTestPEM(t *testing.T, path, typ string, der []byte) {
 	t.Helper()
 	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
 }
+
+func TestConfigSessionTimeout(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		env        []string
+		want       time.Duration
+		wantErr    bool
+	}{
+		{name: "default", want: 0},
+		{name: "from the file", yaml: "session_timeout: 6s\n", want: 6 * time.Second},
+		{name: "from the environment", yaml: "session_timeout: 6s\n", env: []string{"DGW_SESSION_TIMEOUT=45s"}, want: 45 * time.Second},
+		{name: "too short", yaml: "session_timeout: 500ms\n", wantErr: true},
+		{name: "not a duration", env: []string{"DGW_SESSION_TIMEOUT=soon"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "dgw.yaml")
+			require.NoError(t, os.WriteFile(file, []byte("brokers: [\"127.0.0.1:9092\"]\n"+tt.yaml), 0o600))
+			cfg, err := loadConfig(file, tt.env)
+			if tt.wantErr {
+				assert.ErrorContains(t, err, "session_timeout")
+				return
+			}
+			require.NoError(t, err)
+			got, err := cfg.sessionTimeout()
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}

@@ -28,6 +28,9 @@ type gatewayOptions struct {
 	extra        []gateway.Option
 	// security applies to every Kafka connection: TLS and SASL.
 	security kafka.Security
+	// sessionTimeout, when set, is the consumer group session timeout;
+	// members heartbeat every third of it.
+	sessionTimeout time.Duration
 	// wrapSource, when set, wraps the Kafka source (redrive rewrites held
 	// records and stops at the end offsets it found at start).
 	wrapSource func(gateway.Source) gateway.Source
@@ -62,6 +65,7 @@ func runGateway(ctx context.Context, o gatewayOptions) error {
 	}
 	src, err := kafka.NewSource(kafka.SourceConfig{
 		Brokers: o.brokers, ClientID: o.clientID, GroupID: o.group, Topics: o.topics, Security: o.security,
+		SessionTimeout: o.sessionTimeout, HeartbeatInterval: o.sessionTimeout / 3,
 	}, o.log)
 	if err != nil {
 		return fmt.Errorf("kafka source: %w", err)

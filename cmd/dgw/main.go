@@ -76,7 +76,8 @@ topic and records it cannot decide or deliver to the held topic, with a reason.`
 		SilenceErrors: true,
 	}
 	root.AddCommand(a.devCmd(), a.runCmd(), a.genCmd(), a.evalCmd(), a.schemasCmd(), a.policyCmd())
-	root.AddCommand(a.redriveCmd())
+	root.AddCommand(a.redriveCmd(), a.brokerCmd())
 	root.AddCommand(a.auditCmd(), a.subjectCmd())
+	root.AddCommand(a.benchCmd())
 	return root
 }

@@ -133,6 +133,7 @@ func (a *app) redrive(ctx context.Context, o redriveOptions) error {
 	if err != nil {
 		return failWith(2, err)
 	}
+	session, _ := cfg.sessionTimeout() // validated by loadConfig
 	log, err := newLogger(cfg.LogFormat, cfg.LogLevel, a.stderr)
 	if err != nil {
 		return failWith(2, err)
@@ -188,7 +189,7 @@ func (a *app) redrive(ctx context.Context, o redriveOptions) error {
 		opts := gatewayOptions{
 			brokers: cfg.Brokers, clientID: cfg.ClientID + "-redrive", group: o.group, topics: []string{topic},
 			deadLetter: cfg.DeadLetterTopic, held: cfg.HeldTopic, workers: cfg.Workers, queue: cfg.Queue,
-			parts: p, log: log, security: sec, observers: []gateway.Observer{stats}, acct: acct,
+			parts: p, log: log, security: sec, sessionTimeout: session, observers: []gateway.Observer{stats}, acct: acct,
 			wrapSource: func(src gateway.Source) gateway.Source { rs.src = src; return rs },
 		}
 		if o.dryRun {

@@ -33,6 +33,7 @@ objections, erasures) and checks that the audit topic keeps its entries.`,
 			if err != nil {
 				return failWith(2, err)
 			}
+			session, _ := cfg.sessionTimeout() // validated by loadConfig
 			log, err := newLogger(cfg.LogFormat, cfg.LogLevel, a.stderr)
 			if err != nil {
 				return failWith(2, err)
@@ -83,7 +84,7 @@ objections, erasures) and checks that the audit topic keeps its entries.`,
 			return runGateway(cmd.Context(), gatewayOptions{
 				brokers: cfg.Brokers, clientID: cfg.ClientID, group: cfg.Group, topics: topics,
 				deadLetter: cfg.DeadLetterTopic, held: cfg.HeldTopic, workers: cfg.Workers, queue: cfg.Queue,
-				parts: p, log: log, security: sec,
+				parts: p, log: log, security: sec, sessionTimeout: session,
 				ready: obs.ready, extra: obs.gatewayOptions(), acct: acct,
 			})
 		},

@@ -60,7 +60,10 @@ type analyseOptions struct {
 	catalogue map[string][]gateway.Field
 	cover     *cover.Cover // collect coverage of the Rego tests
 	samples   bool         // evaluate the sample contexts
-	failFast  bool         // skip the Rego tests once a static check failed
+	failFast  bool         // skip the Rego tests once a static check failed, the samples once a test failed
+	// running is the registry of the revision serving now (a reload): the
+	// new revision must have the same one.
+	running []*gateway.Recipient
 }
 
 // analyse loads fsys and checks it. Problems are findings about the policy
@@ -89,6 +92,9 @@ func analyse(ctx context.Context, fsys fs.FS, o analyseOptions) (*analysis, []Pr
 		problems = append(problems, Problem{File: file, Line: line, Msg: queryClasses + " must be a set of recipient types" + errSuffix(err)})
 	}
 	recipients, regProblems := registry(registryBytes(src.files), stringSet(classesValue), o.catalogue)
+	if o.running != nil && len(regProblems) == 0 {
+		regProblems = registryChanges(registryBytes(src.files), o.running, recipients)
+	}
 	problems = append(problems, regProblems...)
 	a.recipients = recipients
 	if o.catalogue != nil {
@@ -114,6 +120,9 @@ func analyse(ctx context.Context, fsys fs.FS, o analyseOptions) (*analysis, []Pr
 		return a, append(problems, Problem{File: ".", Msg: "prepare " + Query + ": " + err.Error()}), nil
 	}
 	a.query, a.prepared = q, true
+	if o.failFast && len(a.testProblems()) > 0 {
+		return a, problems, nil
+	}
 	if o.samples && len(regProblems) == 0 {
 		problems = append(problems, a.sampleProblems(ctx, o.catalogue)...)
 	}

@@ -20,9 +20,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"maps"
 	"slices"
-	"strings"
+	"sync"
 	"sync/atomic"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -83,12 +82,26 @@ type Decider struct {
 	query      rego.PreparedEvalQuery
 	revision   string
 	recipients []*gateway.Recipient
-	cache      *lru.Cache[string, gateway.Decision] // nil when disabled
-	hits       atomic.Int64
-	misses     atomic.Int64
+	// views are the registry's recipients as the policy sees them, with
+	// their cache key part, by id.
+	views map[string]recipientView
+	// proj is which parts of the decision context the policy reads: the
+	// cache key holds exactly those.
+	proj  *projection
+	cache *lru.Cache[cacheKey, gateway.Decision] // nil when disabled
+	seen  *interner                              // decisions shared by cache entries
+	stats *counters
+	cfg   config // for the revisions that replace this one (Live)
 }
 
-var _ gateway.Decider = (*Decider)(nil)
+// counters are the decision cache statistics; the revisions of one Live
+// decider share them.
+type counters struct{ hits, misses atomic.Int64 }
+
+var (
+	_ gateway.Decider         = (*Decider)(nil)
+	_ gateway.DeciderSnapshot = (*Decider)(nil)
+)
 
 // New loads the policy directory fsys, compiles it in strict mode, runs its
 // Rego tests, validates the recipients registry (and, with WithCatalogue,
@@ -104,26 +117,45 @@ func New(ctx context.Context, fsys fs.FS, opts ...Option) (*Decider, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	a, problems, err := analyse(ctx, fsys, analyseOptions{catalogue: cfg.catalogue, failFast: true})
+	return build(ctx, fsys, cfg, &counters{}, nil)
+}
+
+// build loads, checks and prepares one revision. With running set (a
+// reload) the checks are those of Check too: the sample decisions must stay
+// inside the contract scopes, and the registry must be the running one's.
+func build(ctx context.Context, fsys fs.FS, cfg config, stats *counters, running []*gateway.Recipient) (*Decider, error) {
+	o := analyseOptions{catalogue: cfg.catalogue, failFast: true}
+	if running != nil {
+		o.samples, o.running = true, running
+	}
+	a, problems, err := analyse(ctx, fsys, o)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 	problems = append(problems, a.testProblems()...)
 	if a == nil || len(problems) > 0 || !a.prepared {
-		return nil, &ProblemsError{Problems: sortProblems(problems)}
+		pe := &ProblemsError{Problems: sortProblems(problems)}
+		if a != nil {
+			pe.Revision = a.src.revision
+		}
+		return nil, pe
 	}
-	d := &Decider{query: a.query, revision: a.src.revision, recipients: a.recipients}
+	d := &Decider{query: a.query, revision: a.src.revision, recipients: a.recipients,
+		views: recipientViews(a.recipients), proj: inputProjection(a.compiler), stats: stats, cfg: cfg}
 	if cfg.cacheSize > 0 {
-		d.cache, err = lru.New[string, gateway.Decision](cfg.cacheSize)
+		d.cache, err = lru.New[cacheKey, gateway.Decision](cfg.cacheSize)
 		if err != nil {
 			return nil, fmt.Errorf("policy: decision cache: %w", err)
 		}
+		d.seen = newInterner(cfg.cacheSize)
 	}
 	if cfg.catalogue == nil {
 		cfg.log.Warn("policy loaded without a field catalogue: registry and Rego field paths were not checked against the schemas")
 	}
-	cfg.log.Info("policy loaded", "revision", d.revision, "modules", len(a.src.policy),
-		"rego_tests", len(a.tests), "recipients", len(d.recipients))
+	if running == nil {
+		cfg.log.Info("policy loaded", "revision", d.revision, "modules", len(a.src.policy),
+			"rego_tests", len(a.tests), "recipients", len(d.recipients), "context_read", d.proj.String())
+	}
 	return d, nil
 }
 
@@ -135,8 +167,9 @@ func (d *Decider) Revision() string { return d.revision }
 // recipients are shared and must not be modified.
 func (d *Decider) Recipients() []*gateway.Recipient { return slices.Clone(d.recipients) }
 
-// Stats returns the decision cache hits and misses so far.
-func (d *Decider) Stats() (hits, misses int64) { return d.hits.Load(), d.misses.Load() }
+// Stats returns the decision cache hits and misses so far (of every
+// revision, for the revisions of a Live decider).
+func (d *Decider) Stats() (hits, misses int64) { return d.stats.hits.Load(), d.stats.misses.Load() }
 
 // Decide evaluates data.dgw.decision for the context and recipient. An
 // undefined result is a refusal with the reason "policy decision
@@ -144,62 +177,153 @@ func (d *Decider) Stats() (hits, misses int64) { return d.hits.Load(), d.misses.
 // boolean, fields not an object of known operators, a cross-border allow
 // without a mechanism) is an error, and the gateway holds the event.
 //
-// Decisions are cached per (recipient, exact context); a cached decision
-// has Cached set. The returned decision's Fields and Reasons are
-// the caller's own copies.
+// Decisions are cached per (recipient, the parts of the context the policy
+// reads); a cached decision has Cached set. The Fields map of a decision
+// is shared with the cache and other callers: read it, never modify it.
+// Reasons has no spare capacity, so appending to it copies.
 func (d *Decider) Decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient) (gateway.Decision, error) {
 	if dc == nil || r == nil {
 		return gateway.Decision{}, errors.New("policy: decide needs a decision context and a recipient")
 	}
-	var key string
+	key := ""
 	if d.cache != nil {
-		key = cacheKey(dc, r)
+		key = d.proj.key(dc)
+	}
+	return d.decide(ctx, dc, r, key)
+}
+
+// Snapshot returns a Decider for one event (gateway.DeciderSnapshot): it
+// decides with this revision and computes the context's cache key once for
+// all the event's recipients.
+func (d *Decider) Snapshot() gateway.Decider { return &eventDecider{d: d} }
+
+// decide answers from the cache (ctxKey is the context's key, unused
+// without a cache) or evaluates.
+func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient, ctxKey string) (gateway.Decision, error) {
+	var key cacheKey
+	if d.cache != nil {
+		key = cacheKey{recipient: d.recipientKey(r), context: ctxKey}
 		if dec, ok := d.cache.Get(key); ok {
-			d.hits.Add(1)
-			dec = clone(dec)
+			d.stats.hits.Add(1)
 			dec.Cached = true
 			return dec, nil
 		}
 	}
-	d.misses.Add(1)
+	d.stats.misses.Add(1)
 	dec, err := evaluate(ctx, d.query, dc, r)
 	if err != nil {
 		return gateway.Decision{}, fmt.Errorf("policy %s, recipient %s: %w", d.revision, r.ID, err)
 	}
 	dec.Revision = d.revision
+	dec.Reasons = slices.Clip(dec.Reasons)
 	if d.cache != nil {
-		d.cache.Add(key, clone(dec))
+		dec = d.seen.intern(dec)
+		d.cache.Add(key, dec)
 	}
 	return dec, nil
 }
 
-// cacheKey identifies a decision: the recipient as the policy sees it (its
-// id, and the rest of its view so that a recipient that differs from the
-// registry is never answered from the registered one's entry) and the exact
-// context.
-func cacheKey(dc *gateway.DecisionContext, r *gateway.Recipient) string {
-	return strings.Join([]string{r.ID, r.Type, r.Country, strings.Join(r.Safeguards, ","),
-		r.AgencyCode, r.CorporateAccount, dc.Key()}, "\x00")
+// eventDecider is a Decider's snapshot for one event: the context key is
+// computed for the first recipient and reused for the others.
+type eventDecider struct {
+	d    *Decider
+	memo atomic.Pointer[memo]
 }
 
-func clone(d gateway.Decision) gateway.Decision {
-	d.Fields = maps.Clone(d.Fields)
-	d.Reasons = slices.Clone(d.Reasons)
+type memo struct {
+	dc  *gateway.DecisionContext
+	key string
+}
+
+func (e *eventDecider) Decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient) (gateway.Decision, error) {
+	if dc == nil || r == nil || e.d.cache == nil {
+		return e.d.Decide(ctx, dc, r)
+	}
+	m := e.memo.Load()
+	if m == nil || m.dc != dc {
+		m = &memo{dc: dc, key: e.d.proj.key(dc)}
+		e.memo.Store(m)
+	}
+	return e.d.decide(ctx, dc, r, m.key)
+}
+
+// cacheKey identifies a decision: the recipient as the policy sees it and
+// the parts of the context the policy reads, both in canonical JSON.
+type cacheKey struct{ recipient, context string }
+
+// recipientView is a registry recipient's policy view and its key part.
+type recipientView struct {
+	r   *gateway.Recipient
+	key string
+}
+
+func recipientViews(rs []*gateway.Recipient) map[string]recipientView {
+	out := make(map[string]recipientView, len(rs))
+	for _, r := range rs {
+		out[r.ID] = recipientView{r: r, key: viewKey(r)}
+	}
+	return out
+}
+
+// recipientKey is the key part of r: precomputed for a registry recipient,
+// computed for any other (such as one that claims a registered id with
+// another class, which must never be answered from the registered one's
+// entry).
+func (d *Decider) recipientKey(r *gateway.Recipient) string {
+	if v, ok := d.views[r.ID]; ok && samePolicyView(v.r, r) {
+		return v.key
+	}
+	return viewKey(r)
+}
+
+func samePolicyView(a, b *gateway.Recipient) bool {
+	return a.ID == b.ID && a.Type == b.Type && a.Country == b.Country && a.AgencyCode == b.AgencyCode &&
+		a.CorporateAccount == b.CorporateAccount && slices.Equal(a.Safeguards, b.Safeguards)
+}
+
+// viewKey is the canonical JSON of the recipient's policy view (sorted keys).
+func viewKey(r *gateway.Recipient) string {
+	b, err := json.Marshal(r.PolicyView())
+	if err != nil {
+		panic("policy: marshal recipient view: " + err.Error()) // strings only: cannot fail
+	}
+	return string(b)
+}
+
+// interner makes the cache entries with equal decisions share one Fields
+// map and one Reasons slice: a few hundred distinct decisions serve many
+// thousands of (recipient, context) entries. It forgets everything when it
+// holds max decisions; entries keep what they share.
+type interner struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]gateway.Decision
+}
+
+func newInterner(max int) *interner { return &interner{max: max, m: map[string]gateway.Decision{}} }
+
+func (in *interner) intern(d gateway.Decision) gateway.Decision {
+	b, err := json.Marshal(&d)
+	if err != nil {
+		return d
+	}
+	k := string(b)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if seen, ok := in.m[k]; ok {
+		d.Fields, d.Reasons = seen.Fields, seen.Reasons
+		return d
+	}
+	if len(in.m) >= in.max {
+		clear(in.m)
+	}
+	in.m[k] = d
 	return d
 }
 
 // input is the decision context as JSON plus the recipient's policy view.
 func input(dc *gateway.DecisionContext, r *gateway.Recipient) (ast.Value, error) {
-	c := *dc
-	if c.Event.Route == nil {
-		c.Event.Route = []string{}
-	}
-	if c.Subject.Consents == nil {
-		c.Subject.Consents = map[string]bool{}
-	}
-	if c.Subject.Objections == nil {
-		c.Subject.Objections = []string{}
-	}
+	c := normalised(dc)
 	b, err := json.Marshal(&c)
 	if err != nil {
 		return nil, fmt.Errorf("encode decision context: %w", err)

@@ -27,6 +27,9 @@ func (p Problem) String() string {
 // problems; it lists all of them.
 type ProblemsError struct {
 	Problems []Problem
+	// Revision is the revision of the rejected directory, when it could be
+	// read.
+	Revision string
 }
 
 func (e *ProblemsError) Error() string {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -273,4 +274,48 @@ func (l locator) line(pattern string) int { return l.lineOf(l.offset(0, pattern)
 // registryBytes returns the registry file of a policy directory.
 func registryBytes(files map[string][]byte) []byte {
 	return files[path.Clean(registryFile)]
+}
+
+// registryChanges reports how the registry of a new revision differs from
+// the running one's. The gateway derives the recipients' schemas, topics
+// and contract fences from the registry at start, so a reload may change
+// the Rego and the country lists but not the registry: that takes a
+// restart.
+func registryChanges(raw []byte, running, next []*gateway.Recipient) []Problem {
+	loc := locator{raw}
+	const restart = "the recipients registry can change only with a restart (recipient schemas, topics and contract scopes are fixed while dgw runs)"
+	old := make(map[string]*gateway.Recipient, len(running))
+	for _, r := range running {
+		old[r.ID] = r
+	}
+	var out []Problem
+	seen := map[string]bool{}
+	for i, r := range next {
+		line := loc.line(`"id"\s*:\s*` + regexp.QuoteMeta(jsonString(r.ID)))
+		seen[r.ID] = true
+		prev, ok := old[r.ID]
+		switch {
+		case !ok:
+			out = append(out, Problem{File: registryFile, Line: line, Msg: fmt.Sprintf("recipient %s is new: %s", r.ID, restart)})
+		case !reflect.DeepEqual(normalRecipient(prev), normalRecipient(r)):
+			out = append(out, Problem{File: registryFile, Line: line, Msg: fmt.Sprintf("recipient %s changed: %s", r.ID, restart)})
+		case i >= len(running) || running[i].ID != r.ID:
+			out = append(out, Problem{File: registryFile, Line: line, Msg: fmt.Sprintf("recipient %s moved in the registry: %s", r.ID, restart)})
+		}
+	}
+	for _, r := range running {
+		if !seen[r.ID] {
+			out = append(out, Problem{File: registryFile, Msg: fmt.Sprintf("recipient %s was removed: %s", r.ID, restart)})
+		}
+	}
+	return out
+}
+
+// normalRecipient treats absent and empty safeguards alike.
+func normalRecipient(r *gateway.Recipient) gateway.Recipient {
+	c := *r
+	if len(c.Safeguards) == 0 {
+		c.Safeguards = nil
+	}
+	return c
 }

@@ -1,0 +1,918 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dgwproject/dgw/adapters/broker"
+	"github.com/dgwproject/dgw/adapters/kafka"
+	"github.com/dgwproject/dgw/gateway"
+	"github.com/dgwproject/dgw/gateway/redact"
+)
+
+type benchOptions struct {
+	events     int
+	seed       int64
+	broker     string
+	embedded   string
+	recipients string
+	partitions int
+	workers    int
+	queue      int
+	latency    time.Duration
+	mirror     bool
+	pad        bool
+	json       bool
+	cpuProfile string
+	memProfile string
+	logLevel   string
+	timeout    time.Duration
+
+	// serveBroker runs only the embedded broker, for a parent bench
+	// process (hidden).
+	serveBroker bool
+	topics      string
+}
+
+func (a *app) benchCmd() *cobra.Command {
+	var o benchOptions
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the gateway against a plain Kafka fan-out copy on the same broker and events",
+		Long: `bench measures, in one run on one broker with the same generated events (1-3 KB
+records) and the same K recipients:
+  - the mirror: a kafka-go consumer group copying every source record unchanged
+    to K topics (no decoding, no policy): the practical limit, since the bytes
+    must move anyway;
+  - the gateway: the full path of dgw run (decode, context, decide, redact,
+    encode, produce, commit) draining the same backlog;
+  - the gateway's end-to-end latency at a fixed offered load of half the
+    maximum it just reached: from the source record's timestamp to the
+    acknowledgement of all its recipient records, and to each recipient
+    record's timestamp read back from the broker.
+It prints records per second, the gateway/mirror ratio, CPU time per source
+event, the peak resident memory of the gateway phase and the decision cache
+hit ratio. The embedded broker runs in a child process so that the CPU and
+memory figures are the gateway's own; --broker measures against any Kafka
+(plaintext; the run creates its own source topics there).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.serveBroker {
+				return a.serveBenchBroker(o)
+			}
+			if o.events <= 0 || o.partitions <= 0 || o.workers <= 0 || o.queue < 0 || o.latency < 0 {
+				return failWith(2, errors.New("--events, --partitions and --workers must be positive; --queue and --latency not negative"))
+			}
+			if o.embedded != "child" && o.embedded != "in-process" {
+				return failWith(2, fmt.Errorf("--embedded: expected child or in-process, got %q", o.embedded))
+			}
+			return a.bench(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.events, "events", 20000, "source events in the backlog the mirror and the gateway drain")
+	f.Int64Var(&o.seed, "seed", 1, "seed of the synthetic stream")
+	f.StringVar(&o.broker, "broker", "", "bootstrap address of an external Kafka (default: an embedded broker)")
+	f.StringVar(&o.embedded, "embedded", "child", "where the embedded broker runs: child (a child process, so CPU and memory are the gateway's) or in-process")
+	f.StringVar(&o.recipients, "recipients", "all", "recipients: all, a number K (the first K of the registry) or a comma-separated list of ids")
+	f.IntVar(&o.partitions, "partitions", 3, "partitions of every topic the run creates")
+	f.IntVar(&o.workers, "workers", 32, "gateway workers (events in flight: workers × (queue+1))")
+	f.IntVar(&o.queue, "queue", 4, "gateway queue length per worker")
+	f.DurationVar(&o.latency, "latency", 10*time.Second, "duration of the latency phase at half the maximum load (0: skip it)")
+	f.BoolVar(&o.mirror, "mirror", true, "measure the mirror (false: gateway only, e.g. for a long backlog)")
+	f.BoolVar(&o.pad, "pad", true, "grow the synthetic events to 1-3 KB (false: their natural 0.2-0.6 KB)")
+	f.BoolVar(&o.json, "json", false, "print the results as JSON")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway phase to this file")
+	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of the gateway phase to this file")
+	f.StringVar(&o.logLevel, "log-level", "error", "log level: debug, info, warn, error")
+	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
+	f.BoolVar(&o.serveBroker, "serve-broker", false, "run only the embedded broker for a parent bench process")
+	f.StringVar(&o.topics, "topics", "", "topics the served broker creates")
+	_ = f.MarkHidden("serve-broker")
+	_ = f.MarkHidden("topics")
+	return cmd
+}
+
+// benchResult is what bench prints; --json gives it as is.
+type benchResult struct {
+	Machine benchMachine  `json:"machine"`
+	Config  benchConfig   `json:"config"`
+	Mirror  *benchPhase   `json:"mirror,omitempty"`
+	Gateway benchPhase    `json:"gateway"`
+	Ratio   *benchRatio   `json:"ratio,omitempty"`
+	Latency *benchLatency `json:"latency,omitempty"`
+}
+
+type benchMachine struct {
+	CPUs      int    `json:"cpus"`
+	CPUModel  string `json:"cpu_model,omitempty"`
+	GoVersion string `json:"go_version"`
+	OS        string `json:"os"`
+}
+
+type benchConfig struct {
+	Events       int     `json:"events"`
+	Recipients   int     `json:"recipients"`
+	Partitions   int     `json:"partitions"`
+	Workers      int     `json:"workers"`
+	Queue        int     `json:"queue"`
+	Broker       string  `json:"broker"`
+	RecordBytes  float64 `json:"record_bytes_mean"`
+	Seed         int64   `json:"seed"`
+	PublishPerS  float64 `json:"publish_records_per_sec"`
+	PolicyRev    string  `json:"policy_revision"`
+	DecisionSize int     `json:"decision_cache_size,omitempty"`
+}
+
+// benchPhase is one drain of the backlog.
+type benchPhase struct {
+	Seconds          float64 `json:"seconds"`
+	SourcePerSec     float64 `json:"source_records_per_sec"`
+	RecipientPerSec  float64 `json:"recipient_records_per_sec"`
+	PairsPerSec      float64 `json:"event_recipient_pairs_per_sec"`
+	CPUMicrosPerEv   float64 `json:"cpu_us_per_event"`
+	PeakRSSMiB       float64 `json:"peak_rss_mib,omitempty"`
+	Delivered        int64   `json:"delivered,omitempty"`
+	Refused          int64   `json:"refused,omitempty"`
+	Held             int64   `json:"held,omitempty"`
+	DeadLettered     int64   `json:"dead_lettered,omitempty"`
+	CacheHitRatio    float64 `json:"decision_cache_hit_ratio,omitempty"`
+	CacheMisses      int64   `json:"decision_cache_misses,omitempty"`
+	ProcessPeakRSSMB float64 `json:"process_peak_rss_mib,omitempty"`
+}
+
+type benchRatio struct {
+	// SourceRecords compares source records (and so event × recipient
+	// pairs, K being the same) handled per second.
+	SourceRecords float64 `json:"source_records"`
+	// RecipientRecords compares records written per second; the gateway
+	// writes only what the policy allows.
+	RecipientRecords float64 `json:"recipient_records"`
+}
+
+type benchLatency struct {
+	OfferedPerSec float64 `json:"offered_events_per_sec"`
+	Seconds       float64 `json:"seconds"`
+	Events        int64   `json:"events"`
+	AckP50Ms      float64 `json:"ack_p50_ms"`
+	AckP99Ms      float64 `json:"ack_p99_ms"`
+	AckMaxMs      float64 `json:"ack_max_ms"`
+	ReadRecords   int     `json:"readback_records"`
+	ReadP50Ms     float64 `json:"readback_p50_ms"`
+	ReadP99Ms     float64 `json:"readback_p99_ms"`
+	ReadMaxMs     float64 `json:"readback_max_ms"`
+}
+
+func (a *app) bench(ctx context.Context, o benchOptions) error {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	log, err := newLogger("text", o.logLevel, a.stderr)
+	if err != nil {
+		return failWith(2, err)
+	}
+	p, err := buildParts(ctx, "", "", redact.DevKeyring("dgw-bench"), 1<<20, log)
+	if err != nil {
+		return err
+	}
+	recipients, err := pickRecipients(p.recipients, o.recipients)
+	if err != nil {
+		return failWith(2, err)
+	}
+	run := *p
+	run.recipients = recipients
+	progress := func(format string, args ...any) {
+		if !o.json {
+			fmt.Fprintf(a.stderr, "dgw bench: "+format+"\n", args...)
+		}
+	}
+
+	// Topics: the run's own source topics on an external broker, so an
+	// earlier run's records are not part of the backlog.
+	prefix := ""
+	if o.broker != "" {
+		prefix = fmt.Sprintf("dgw.bench.%d.", time.Now().UnixNano())
+	}
+	sourceOf := func(eventType string) string { return prefix + sourceTopic(eventType) }
+	var sources []string
+	for _, t := range defaultSourceTopics(p.set) {
+		sources = append(sources, prefix+t)
+	}
+	var mirrorTopics []string
+	for _, r := range recipients {
+		mirrorTopics = append(mirrorTopics, "dgw.bench.mirror."+r.ID)
+	}
+	const deadLetter, held = "dgw.deadletter", "dgw.held"
+	topics := slices.Concat([]string{deadLetter, held}, sources, recipientTopics(recipients), mirrorTopics)
+
+	brokers, where, stop, err := a.benchBroker(ctx, o, topics)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	res := benchResult{
+		Machine: benchMachine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH},
+		Config: benchConfig{Events: o.events, Recipients: len(recipients), Partitions: o.partitions, Workers: o.workers,
+			Queue: o.queue, Broker: where, Seed: o.seed, PolicyRev: p.decider.Revision()},
+	}
+
+	// The backlog.
+	progress("publishing %d events to %s (%s)", o.events, where, strings.Join(brokers, ","))
+	wl := newWorkload(p.set, o.seed, o.pad)
+	start := time.Now()
+	bytes, err := publishBacklog(ctx, brokers, wl, sourceOf, o.events)
+	if err != nil {
+		return fmt.Errorf("publish the backlog: %w", err)
+	}
+	res.Config.PublishPerS = float64(o.events) / time.Since(start).Seconds()
+	res.Config.RecordBytes = float64(bytes) / float64(o.events)
+
+	if o.mirror {
+		progress("mirror: copying %d records to %d topics", o.events, len(mirrorTopics))
+		m, err := runMirror(ctx, brokers, sources, mirrorTopics, fmt.Sprintf("dgw-bench-mirror-%d", time.Now().UnixNano()), int64(o.events))
+		if err != nil {
+			return fmt.Errorf("mirror: %w", err)
+		}
+		res.Mirror = &m
+	}
+
+	progress("gateway: draining %d events for %d recipients", o.events, len(recipients))
+	gw, lat, err := a.benchGateway(ctx, o, brokers, sources, sourceOf, &run, wl, log, progress)
+	if err != nil {
+		return err
+	}
+	res.Gateway = gw
+	res.Latency = lat
+	if res.Mirror != nil && res.Mirror.SourcePerSec > 0 {
+		res.Ratio = &benchRatio{SourceRecords: gw.SourcePerSec / res.Mirror.SourcePerSec,
+			RecipientRecords: gw.RecipientPerSec / res.Mirror.RecipientPerSec}
+	}
+	if o.json {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	printBench(a.stdout, &res)
+	return nil
+}
+
+func pickRecipients(all []*gateway.Recipient, spec string) ([]*gateway.Recipient, error) {
+	switch {
+	case spec == "" || spec == "all":
+		return all, nil
+	case strings.Trim(spec, "0123456789") == "":
+		k, err := strconv.Atoi(spec)
+		if err != nil || k < 1 || k > len(all) {
+			return nil, fmt.Errorf("--recipients: expected 1..%d, got %s", len(all), spec)
+		}
+		return all[:k], nil
+	}
+	var out []*gateway.Recipient
+	for _, id := range strings.Split(spec, ",") {
+		i := slices.IndexFunc(all, func(r *gateway.Recipient) bool { return r.ID == strings.TrimSpace(id) })
+		if i < 0 {
+			return nil, fmt.Errorf("--recipients: %q is not in the registry", id)
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
+// benchBroker returns the brokers to use, a description, and how to stop
+// what was started.
+func (a *app) benchBroker(ctx context.Context, o benchOptions, topics []string) ([]string, string, func(), error) {
+	if o.broker != "" {
+		brokers := strings.Split(o.broker, ",")
+		if err := kafka.EnsureTopics(ctx, brokers, o.partitions, 1, topics...); err != nil {
+			return nil, "", nil, fmt.Errorf("create topics: %w", err)
+		}
+		return brokers, "external Kafka", func() {}, nil
+	}
+	if o.embedded == "in-process" {
+		b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Partitions: o.partitions, Topics: topics})
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("start embedded broker: %w", err)
+		}
+		return b.Addrs(), "embedded broker (in-process)", b.Close, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("start embedded broker: %w", err)
+	}
+	cmd := exec.Command(exe, "bench", "--serve-broker", "--partitions", strconv.Itoa(o.partitions),
+		"--topics", strings.Join(topics, ","))
+	cmd.Stderr = a.stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", nil, fmt.Errorf("start embedded broker process: %w", err)
+	}
+	stop := func() {
+		stdin.Close() // the child stops when its stdin ends
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		stop()
+		return nil, "", nil, fmt.Errorf("embedded broker process: no address: %w", err)
+	}
+	return strings.Split(strings.TrimSpace(line), ","), "embedded broker (child process)", stop, nil
+}
+
+// serveBenchBroker runs the embedded broker until stdin ends, printing its
+// addresses first.
+func (a *app) serveBenchBroker(o benchOptions) error {
+	var topics []string
+	if o.topics != "" {
+		topics = strings.Split(o.topics, ",")
+	}
+	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Partitions: o.partitions, Topics: topics})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	fmt.Fprintln(a.stdout, strings.Join(b.Addrs(), ","))
+	_, _ = io.Copy(io.Discard, a.stdin)
+	return nil
+}
+
+func publishBacklog(ctx context.Context, brokers []string, wl *workload, topic func(string) string, n int) (int64, error) {
+	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench-publisher", BatchSize: 1000, BatchTimeout: 5 * time.Millisecond})
+	if err != nil {
+		return 0, err
+	}
+	defer sink.Close(context.WithoutCancel(ctx))
+	var bytes int64
+	const chunk = 1000
+	ds := make([]gateway.Disclosure, 0, chunk)
+	for sent := 0; sent < n; {
+		ds = ds[:0]
+		for range min(chunk, n-sent) {
+			d, err := wl.next(topic)
+			if err != nil {
+				return 0, err
+			}
+			bytes += int64(len(d.Value))
+			ds = append(ds, d)
+		}
+		if err := sink.Write(ctx, ds...); err != nil {
+			return 0, err
+		}
+		sent += len(ds)
+	}
+	return bytes, nil
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// peakRSS reads the process's peak resident set size (VmHWM) in MiB.
+func peakRSS() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+				if err == nil {
+					return kb / 1024
+				}
+			}
+		}
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Maxrss) / 1024
+}
+
+// resetPeakRSS returns unused heap to the system and resets VmHWM (Linux
+// 4.0+), so the next peakRSS covers only what follows.
+func resetPeakRSS() {
+	debug.FreeOSMemory()
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// runMirror is the practical limit: a kafka-go consumer group that copies
+// every source record unchanged to every target topic, acks=all, with
+// batched writes and ordered commits after the writes are acknowledged.
+func runMirror(ctx context.Context, brokers, sources, targets []string, group string, n int64) (benchPhase, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r := kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers: brokers, GroupID: group, GroupTopics: sources, StartOffset: kafkago.FirstOffset,
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond, QueueCapacity: 4096,
+	})
+	defer r.Close()
+	w := &kafkago.Writer{
+		Addr: kafkago.TCP(brokers...), Balancer: &kafkago.Murmur2Balancer{}, RequiredAcks: kafkago.RequireAll,
+		// BatchBytes stays under the broker's default message.max.bytes.
+		BatchSize: 4096, BatchBytes: 1_000_000, BatchTimeout: time.Millisecond, MaxAttempts: 5,
+	}
+	defer w.Close()
+
+	fetched := make(chan kafkago.Message, 8192)
+	errc := make(chan error, 8)
+	go func() {
+		defer close(fetched)
+		for {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					errc <- fmt.Errorf("fetch: %w", err)
+				}
+				return
+			}
+			select {
+			case fetched <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	type batch struct {
+		msgs []kafkago.Message
+		done chan error
+	}
+	const writers, maxBatch = 4, 512
+	toWrite := make(chan *batch, writers)
+	toCommit := make(chan *batch, 4*writers)
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			var copies []kafkago.Message
+			for b := range toWrite {
+				copies = copies[:0]
+				for _, m := range b.msgs {
+					for _, t := range targets {
+						copies = append(copies, kafkago.Message{Topic: t, Key: m.Key, Value: m.Value, Headers: m.Headers})
+					}
+				}
+				b.done <- firstWriteError(w.WriteMessages(ctx, copies...))
+			}
+		})
+	}
+	var done atomic.Int64
+	var first, last time.Time
+	var cpu0, cpu1 time.Duration
+	finished := make(chan struct{})
+	go func() {
+		// Commits in fetch order, each once its writes are acknowledged.
+		defer close(finished)
+		for b := range toCommit {
+			var err error
+			select {
+			case err = <-b.done:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				errc <- fmt.Errorf("write: %w", err)
+				return
+			}
+			lastOf := map[string]kafkago.Message{}
+			for _, m := range b.msgs {
+				lastOf[m.Topic+"/"+strconv.Itoa(m.Partition)] = m
+			}
+			commit := make([]kafkago.Message, 0, len(lastOf))
+			for _, m := range lastOf {
+				commit = append(commit, m)
+			}
+			if err := r.CommitMessages(ctx, commit...); err != nil {
+				errc <- fmt.Errorf("commit: %w", err)
+				return
+			}
+			if done.Add(int64(len(b.msgs))) >= n {
+				last, cpu1 = time.Now(), cpuTime()
+				return
+			}
+		}
+	}()
+	go func() {
+		defer close(toWrite)
+		defer close(toCommit)
+		for m := range fetched {
+			if first.IsZero() {
+				first, cpu0 = time.Now(), cpuTime()
+			}
+			b := &batch{msgs: []kafkago.Message{m}, done: make(chan error, 1)}
+		fill:
+			for len(b.msgs) < maxBatch {
+				select {
+				case m, ok := <-fetched:
+					if !ok {
+						break fill
+					}
+					b.msgs = append(b.msgs, m)
+				default:
+					break fill
+				}
+			}
+			select {
+			case toCommit <- b:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case toWrite <- b:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	select {
+	case <-finished:
+	case err := <-errc:
+		cancel()
+		wg.Wait()
+		return benchPhase{}, err
+	case <-ctx.Done():
+		return benchPhase{}, fmt.Errorf("%d of %d records copied: %w", done.Load(), n, ctx.Err())
+	}
+	select {
+	case err := <-errc:
+		cancel()
+		wg.Wait()
+		return benchPhase{}, err
+	default:
+	}
+	cancel()
+	wg.Wait()
+	secs := last.Sub(first).Seconds()
+	k := float64(len(targets))
+	return benchPhase{
+		Seconds: secs, SourcePerSec: float64(n) / secs, RecipientPerSec: float64(n) * k / secs,
+		PairsPerSec: float64(n) * k / secs, CPUMicrosPerEv: float64((cpu1 - cpu0).Microseconds()) / float64(n),
+	}, nil
+}
+
+// firstWriteError shortens kafka-go's per-record errors to the first.
+func firstWriteError(err error) error {
+	var we kafkago.WriteErrors
+	if errors.As(err, &we) {
+		for _, e := range we {
+			if e != nil {
+				return fmt.Errorf("%d of %d records failed, first: %w", we.Count(), len(we), e)
+			}
+		}
+	}
+	return err
+}
+
+// benchObserver counts the gateway's handled events and, in the latency
+// phase, how long after its source timestamp each was acknowledged.
+type benchObserver struct {
+	backlog int64
+	events  atomic.Int64
+
+	delivered, refused, held, dead atomic.Int64
+
+	mu         sync.Mutex
+	first      time.Time
+	cpu0       time.Duration
+	drained    chan struct{}
+	last       time.Time
+	cpu1       time.Duration
+	latencies  []time.Duration
+	sourceTime map[string]time.Time // "topic/partition/offset" → source timestamp, latency phase
+	latDone    chan struct{}
+	latWant    int64 // events to see in the latency phase; 0 while publishing
+	latSeen    int64
+	latDeliv   int64
+}
+
+func (b *benchObserver) Observe(r *gateway.EventResult) {
+	now := time.Now()
+	n := b.events.Add(1)
+	if n <= b.backlog {
+		if n == 1 {
+			b.mu.Lock()
+			b.first, b.cpu0 = now, cpuTime()
+			b.mu.Unlock()
+		}
+		var d int64
+		for i := range r.Recipients {
+			switch r.Recipients[i].Outcome {
+			case gateway.OutcomeDelivered:
+				d++
+			case gateway.OutcomeRefused:
+				b.refused.Add(1)
+			case gateway.OutcomeHeld:
+				b.held.Add(1)
+			}
+		}
+		b.delivered.Add(d)
+		if r.DeadLetter != "" {
+			b.dead.Add(1)
+		}
+		if n == b.backlog {
+			b.mu.Lock()
+			b.last, b.cpu1 = now, cpuTime()
+			b.mu.Unlock()
+			close(b.drained)
+		}
+		return
+	}
+	var d int64
+	for i := range r.Recipients {
+		if r.Recipients[i].Outcome == gateway.OutcomeDelivered {
+			d++
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.latencies = append(b.latencies, now.Sub(r.SourceTime))
+	b.sourceTime[r.Topic+"/"+strconv.Itoa(r.Partition)+"/"+strconv.FormatInt(r.Offset, 10)] = r.SourceTime
+	b.latSeen++
+	b.latDeliv += d
+	if b.latWant > 0 && b.latSeen == b.latWant {
+		close(b.latDone)
+	}
+}
+
+// latencyTarget sets how many latency-phase events to wait for.
+func (b *benchObserver) latencyTarget(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.latWant = n
+	if b.latSeen >= n {
+		close(b.latDone)
+	}
+}
+
+func (a *app) benchGateway(ctx context.Context, o benchOptions, brokers, sources []string, sourceOf func(string) string,
+	p *parts, wl *workload, log *slog.Logger, progress func(string, ...any)) (benchPhase, *benchLatency, error) {
+	obs := &benchObserver{backlog: int64(o.events), drained: make(chan struct{}), latDone: make(chan struct{}),
+		sourceTime: map[string]time.Time{}}
+	h0, m0 := p.decider.Stats()
+	resetPeakRSS()
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return benchPhase{}, nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return benchPhase{}, nil, err
+		}
+	}
+	gctx, stopGateway := context.WithCancel(ctx)
+	defer stopGateway()
+	gwErr := make(chan error, 1)
+	group := fmt.Sprintf("dgw-bench-gateway-%d", time.Now().UnixNano())
+	go func() {
+		gwErr <- runGateway(gctx, gatewayOptions{brokers: brokers, clientID: "dgw-bench", group: group, topics: sources,
+			deadLetter: "dgw.deadletter", held: "dgw.held", workers: o.workers, queue: o.queue, parts: p, log: log,
+			observers: []gateway.Observer{obs}})
+	}()
+	select {
+	case <-obs.drained:
+	case err := <-gwErr:
+		return benchPhase{}, nil, fmt.Errorf("gateway stopped after %d of %d events: %v", obs.events.Load(), o.events, err)
+	case <-ctx.Done():
+		return benchPhase{}, nil, fmt.Errorf("gateway: %d of %d events: %w", obs.events.Load(), o.events, ctx.Err())
+	}
+	if o.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	obs.mu.Lock()
+	secs := obs.last.Sub(obs.first).Seconds()
+	cpu := obs.cpu1 - obs.cpu0
+	obs.mu.Unlock()
+	h1, m1 := p.decider.Stats()
+	n := float64(o.events)
+	gw := benchPhase{
+		Seconds: secs, SourcePerSec: n / secs, RecipientPerSec: float64(obs.delivered.Load()) / secs,
+		PairsPerSec: n * float64(len(p.recipients)) / secs, CPUMicrosPerEv: float64(cpu.Microseconds()) / n,
+		PeakRSSMiB: peakRSS(), Delivered: obs.delivered.Load(), Refused: obs.refused.Load(), Held: obs.held.Load(),
+		DeadLettered: obs.dead.Load(), CacheMisses: m1 - m0,
+	}
+	if h, m := h1-h0, m1-m0; h+m > 0 {
+		gw.CacheHitRatio = float64(h) / float64(h+m)
+	}
+	if o.memProfile != "" {
+		f, err := os.Create(o.memProfile)
+		if err != nil {
+			return benchPhase{}, nil, err
+		}
+		runtime.GC()
+		err = pprof.WriteHeapProfile(f)
+		f.Close()
+		if err != nil {
+			return benchPhase{}, nil, err
+		}
+	}
+	if o.latency == 0 {
+		stopGateway()
+		if err := <-gwErr; err != nil {
+			return benchPhase{}, nil, err
+		}
+		return gw, nil, nil
+	}
+
+	rate := gw.SourcePerSec / 2
+	progress("latency: %.0f events/s (half the maximum) for %s", rate, o.latency)
+	lat, err := a.benchLatency(ctx, brokers, p, wl, sourceOf, obs, rate, o.latency, progress)
+	stopGateway()
+	if gerr := <-gwErr; err == nil && gerr != nil {
+		err = gerr
+	}
+	if err != nil {
+		return benchPhase{}, nil, err
+	}
+	gw.ProcessPeakRSSMB = peakRSS()
+	return gw, lat, nil
+}
+
+// benchLatency publishes at rate for d, waits until the gateway handled
+// every event, and reads the recipient records back.
+func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *workload, sourceOf func(string) string,
+	obs *benchObserver, rate float64, d time.Duration, progress func(string, ...any)) (*benchLatency, error) {
+	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench-live", BatchTimeout: time.Millisecond})
+	if err != nil {
+		return nil, err
+	}
+	defer sink.Close(context.WithoutCancel(ctx))
+	start := time.Now()
+	const tick = 5 * time.Millisecond
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var sent int64
+	for time.Since(start) < d {
+		want := int64(rate * time.Since(start).Seconds())
+		if want > sent {
+			ds := make([]gateway.Disclosure, 0, want-sent)
+			for range want - sent {
+				rec, err := wl.next(sourceOf)
+				if err != nil {
+					return nil, err
+				}
+				ds = append(ds, rec)
+			}
+			if err := sink.Write(ctx, ds...); err != nil {
+				return nil, fmt.Errorf("publish: %w", err)
+			}
+			sent = want
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	offered := float64(sent) / time.Since(start).Seconds()
+	obs.latencyTarget(sent)
+	select {
+	case <-obs.latDone:
+	case <-time.After(60 * time.Second):
+		return nil, fmt.Errorf("latency phase: the gateway handled %d of %d events within a minute", obs.latSeen, sent)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	obs.mu.Lock()
+	lats := slices.Clone(obs.latencies)
+	srcTimes := obs.sourceTime
+	wantRecords := obs.latDeliv
+	obs.mu.Unlock()
+	slices.Sort(lats)
+	out := &benchLatency{OfferedPerSec: offered, Seconds: d.Seconds(), Events: int64(len(lats)),
+		AckP50Ms: ms(quantile(lats, 0.50)), AckP99Ms: ms(quantile(lats, 0.99)), AckMaxMs: ms(quantile(lats, 1))}
+
+	progress("latency: reading back %d recipient records", wantRecords)
+	read, err := readBack(ctx, brokers, recipientTopics(p.recipients), start.Add(-time.Second), srcTimes, wantRecords)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(read)
+	out.ReadRecords = len(read)
+	out.ReadP50Ms, out.ReadP99Ms, out.ReadMaxMs = ms(quantile(read, 0.5)), ms(quantile(read, 0.99)), ms(quantile(read, 1))
+	return out, nil
+}
+
+// readBack reads the recipient records written since `since` and returns,
+// for each that came from a latency-phase source record, its timestamp
+// minus the source record's (millisecond resolution: Kafka's).
+func readBack(ctx context.Context, brokers, topics []string, since time.Time, srcTimes map[string]time.Time, want int64) ([]time.Duration, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(since.UnixMilli())))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	var out []time.Duration
+	deadline := time.Now().Add(30 * time.Second)
+	for int64(len(out)) < want && time.Now().Before(deadline) {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			var topic, part, off string
+			for _, h := range r.Headers {
+				switch h.Key {
+				case gateway.HeaderSourceTopic:
+					topic = string(h.Value)
+				case gateway.HeaderSourcePartition:
+					part = string(h.Value)
+				case gateway.HeaderSourceOffset:
+					off = string(h.Value)
+				}
+			}
+			if st, ok := srcTimes[topic+"/"+part+"/"+off]; ok {
+				out = append(out, r.Timestamp.Sub(st))
+			}
+		})
+	}
+	return out, nil
+}
+
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted)-1) + 0.5)
+	return sorted[min(i, len(sorted)-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func printBench(w io.Writer, r *benchResult) {
+	c := &r.Config
+	fmt.Fprintf(w, "dgw bench: %d events (mean %.0f B), %d recipients, %d partitions, %d workers × (queue %d + 1), %s\n",
+		c.Events, c.RecordBytes, c.Recipients, c.Partitions, c.Workers, c.Queue, c.Broker)
+	fmt.Fprintf(w, "machine: %d CPUs, %s, %s, %s; policy revision %s\n\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.OS, c.PolicyRev)
+	fmt.Fprintf(w, "%-26s %14s %18s %14s\n", "", "source rec/s", "recipient rec/s", "CPU µs/event")
+	if m := r.Mirror; m != nil {
+		fmt.Fprintf(w, "%-26s %14.0f %18.0f %14.1f\n", "mirror (kafka-go copy)", m.SourcePerSec, m.RecipientPerSec, m.CPUMicrosPerEv)
+	}
+	g := &r.Gateway
+	fmt.Fprintf(w, "%-26s %14.0f %18.0f %14.1f\n", "gateway (full path)", g.SourcePerSec, g.RecipientPerSec, g.CPUMicrosPerEv)
+	fmt.Fprintf(w, "%-26s %14s %18.0f\n", "  (event, recipient) pairs", "", g.PairsPerSec)
+	if r.Ratio != nil {
+		fmt.Fprintf(w, "\nratio gateway/mirror: %.2f (source records/s, i.e. pairs/s), %.2f (recipient records written/s)\n",
+			r.Ratio.SourceRecords, r.Ratio.RecipientRecords)
+	}
+	fmt.Fprintf(w, "gateway: delivered %d, refused %d, held %d, dead-lettered %d; decision cache %.2f%% hits (%d misses)\n",
+		g.Delivered, g.Refused, g.Held, g.DeadLettered, 100*g.CacheHitRatio, g.CacheMisses)
+	fmt.Fprintf(w, "peak RSS while draining: %.0f MiB\n", g.PeakRSSMiB)
+	if l := r.Latency; l != nil {
+		fmt.Fprintf(w, "latency at %.0f events/s (half the maximum) for %.0fs, %d events:\n", l.OfferedPerSec, l.Seconds, l.Events)
+		fmt.Fprintf(w, "  source timestamp → all recipient records acknowledged: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", l.AckP50Ms, l.AckP99Ms, l.AckMaxMs)
+		fmt.Fprintf(w, "  source timestamp → recipient record timestamp, read back (%d records): p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
+			l.ReadRecords, l.ReadP50Ms, l.ReadP99Ms, l.ReadMaxMs)
+	}
+}

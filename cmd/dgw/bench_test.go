@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dgwproject/dgw/gateway"
+	"github.com/dgwproject/dgw/gateway/codec"
+	"github.com/dgwproject/dgw/gateway/policy"
+	"github.com/dgwproject/dgw/gateway/redact"
+	"github.com/dgwproject/dgw/policies"
+)
+
+// The stage benchmarks run the real parts (Avro codec, OPA policy,
+// redactor) on the workload `dgw bench` publishes: synthetic events grown
+// to 1-3 KB. Per-(event, recipient) stages cycle over every pair of a set
+// of events and every registry recipient.
+
+type benchFixture struct {
+	parts  *parts
+	msgs   []gateway.Message
+	events []*gateway.Event
+}
+
+var benchFixtures sync.Map // event count → *benchFixture
+
+func fixture(b *testing.B, n int) *benchFixture {
+	b.Helper()
+	if f, ok := benchFixtures.Load(n); ok {
+		return f.(*benchFixture)
+	}
+	p, err := buildParts(context.Background(), "", "", redact.DevKeyring("bench"), 1<<20, discardLogger())
+	require.NoError(b, err)
+	wl := newWorkload(p.set, 1, true)
+	f := &benchFixture{parts: p}
+	for i := range n {
+		d, err := wl.next(sourceTopic)
+		require.NoError(b, err)
+		msg := gateway.Message{Topic: d.Topic, Partition: i % 3, Offset: int64(i), Key: d.Key, Value: d.Value}
+		ev, err := p.decoder.Decode(msg)
+		require.NoError(b, err)
+		f.msgs = append(f.msgs, msg)
+		f.events = append(f.events, ev)
+	}
+	benchFixtures.Store(n, f)
+	return f
+}
+
+func TestBenchWorkloadSizes(t *testing.T) {
+	p, err := buildParts(t.Context(), "", "", redact.DevKeyring("bench"), 1<<20, discardLogger())
+	require.NoError(t, err)
+	wl := newWorkload(p.set, 1, true)
+	var total, big int
+	const n = 300
+	for range n {
+		d, err := wl.next(sourceTopic)
+		require.NoError(t, err)
+		_, err = p.decoder.Decode(gateway.Message{Topic: d.Topic, Value: d.Value})
+		require.NoError(t, err, "a grown event still decodes")
+		require.LessOrEqual(t, len(d.Value), benchMaxBytes+1024, "grown records stay near the range")
+		total += len(d.Value)
+		if len(d.Value) >= benchMinBytes {
+			big++
+		}
+	}
+	require.Greater(t, total/n, 1200, "the workload's mean record is over 1.2 KB")
+	require.Greater(t, big, n/2, "most records are 1 KB or more")
+
+	// Growing keeps the decision context: the policy sees the event as
+	// generated.
+	plain, grown := newWorkload(p.set, 7, false), newWorkload(p.set, 7, true)
+	for range 100 {
+		a, err := plain.next(sourceTopic)
+		require.NoError(t, err)
+		b, err := grown.next(sourceTopic)
+		require.NoError(t, err)
+		ea, err := p.decoder.Decode(gateway.Message{Value: a.Value})
+		require.NoError(t, err)
+		eb, err := p.decoder.Decode(gateway.Message{Value: b.Value})
+		require.NoError(t, err)
+		require.Equal(t, ea.Context, eb.Context)
+		require.Equal(t, ea.ID, eb.ID)
+	}
+}
+
+func BenchmarkStage(b *testing.B) {
+	f := fixture(b, 200)
+	p := f.parts
+	rs := p.recipients
+	ctx := context.Background()
+	b.Run("decode", func(b *testing.B) {
+		var bytes int
+		for _, m := range f.msgs {
+			bytes += len(m.Value)
+		}
+		b.SetBytes(int64(bytes / len(f.msgs)))
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, err := p.decoder.Decode(f.msgs[i%len(f.msgs)]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("context", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			ev := f.events[i%len(f.events)]
+			s, _ := p.set.ByFingerprint(ev.Schema.Fingerprint)
+			if _, err := codec.Context(s, ev.Value); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("context-key", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			_ = f.events[i%len(f.events)].Context.Key()
+			i++
+		}
+	})
+	b.Run("decide-hit", func(b *testing.B) {
+		for _, ev := range f.events { // warm the cache
+			for _, r := range rs {
+				_, err := p.decider.Decide(ctx, &ev.Context, r)
+				require.NoError(b, err)
+			}
+		}
+		h0, m0 := p.decider.Stats()
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			ev, r := f.events[(i/len(rs))%len(f.events)], rs[i%len(rs)]
+			if _, err := p.decider.Decide(ctx, &ev.Context, r); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		h1, m1 := p.decider.Stats()
+		b.ReportMetric(100*float64(h1-h0)/float64(h1-h0+m1-m0), "%hits")
+	})
+	b.Run("decide-miss", func(b *testing.B) {
+		d, err := policy.New(ctx, policies.FS, policy.WithCatalogue(p.set.Catalogue()), policy.WithCacheSize(0))
+		require.NoError(b, err)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			ev, r := f.events[(i/len(rs))%len(f.events)], rs[i%len(rs)]
+			if _, err := d.Decide(ctx, &ev.Context, r); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("redact-encode", func(b *testing.B) {
+		// Every allowed (event, recipient) pair with its decision.
+		type pair struct {
+			ev *gateway.Event
+			r  *gateway.Recipient
+			d  gateway.Decision
+		}
+		var pairs []pair
+		for _, ev := range f.events {
+			for _, r := range rs {
+				d, err := p.decider.Decide(ctx, &ev.Context, r)
+				require.NoError(b, err)
+				if d.Allow && d.CheckScope(r, ev.Schema.EventType) == nil && len(d.Released()) > 0 {
+					pairs = append(pairs, pair{ev, r, d})
+				}
+			}
+		}
+		require.NotEmpty(b, pairs)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			x := &pairs[i%len(pairs)]
+			if _, _, err := p.redactor.Redact(x.ev, x.r, &x.d); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("encode-source", func(b *testing.B) {
+		buf := make([]byte, 0, 4096)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			ev := f.events[i%len(f.events)]
+			s, _ := p.set.ByFingerprint(ev.Schema.Fingerprint)
+			var err error
+			if buf, err = codec.AppendEncode(buf[:0], s, ev.Value); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}
+
+// loopSource hands out msgs round robin until n are read.
+type loopSource struct {
+	msgs []gateway.Message
+	n    int64
+	read atomic.Int64
+}
+
+func (s *loopSource) Read(ctx context.Context) (gateway.Message, gateway.AckFunc, error) {
+	i := s.read.Add(1) - 1
+	if i >= s.n {
+		return gateway.Message{}, nil, gateway.ErrClosed
+	}
+	m := s.msgs[i%int64(len(s.msgs))]
+	m.Offset = i
+	return m, func(context.Context) error { return nil }, nil
+}
+
+func (s *loopSource) Close(context.Context) error { return nil }
+
+// countSink acknowledges everything at once.
+type countSink struct{ records atomic.Int64 }
+
+func (s *countSink) Write(_ context.Context, ds ...gateway.Disclosure) error {
+	s.records.Add(int64(len(ds)))
+	return nil
+}
+
+func (s *countSink) Close(context.Context) error { return nil }
+
+// BenchmarkPipeline is the whole in-process path per source event: decode,
+// context, decide for every recipient, redact and encode, build the
+// records, write them to a sink that acknowledges at once, ack. "warm"
+// cycles 200 events, so decisions come from the cache; "stream" goes
+// through 5,000 events once per 5,000 iterations with the production cache
+// size, so the hit ratio is the stream's own.
+func BenchmarkPipeline(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		events int
+	}{{"warm", 200}, {"stream", 5000}} {
+		b.Run(bc.name, func(b *testing.B) {
+			f := fixture(b, bc.events)
+			p := f.parts
+			if bc.name == "warm" {
+				for _, ev := range f.events {
+					for _, r := range p.recipients {
+						_, err := p.decider.Decide(context.Background(), &ev.Context, r)
+						require.NoError(b, err)
+					}
+				}
+			}
+			src := &loopSource{msgs: f.msgs, n: int64(b.N)}
+			sink := &countSink{}
+			pl, err := gateway.New(src, p.decoder, p.decider, p.redactor, sink, p.recipients, gateway.WithWorkers(4), gateway.WithQueue(16))
+			require.NoError(b, err)
+			h0, m0 := p.decider.Stats()
+			b.ReportAllocs()
+			b.ResetTimer()
+			require.NoError(b, pl.Run(context.Background()))
+			b.StopTimer()
+			h1, m1 := p.decider.Stats()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(p.recipients)), "ns/pair")
+			b.ReportMetric(100*float64(h1-h0)/float64(max(1, h1-h0+m1-m0)), "%hits")
+			b.ReportMetric(float64(sink.records.Load())/float64(b.N), "records/event")
+		})
+	}
+}
