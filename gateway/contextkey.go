@@ -39,6 +39,8 @@ func (c *DecisionContext) AppendKey(dst []byte) []byte {
 	dst = appendJSONStrings(dst, s.Objections)
 	dst = append(dst, `,"erased":`...)
 	dst = strconv.AppendBool(dst, s.Erased)
+	dst = append(dst, `,"vital_interest":`...)
+	dst = strconv.AppendBool(dst, s.VitalInterest)
 
 	dst = append(dst, `},"schema":{"name":`...)
 	dst = appendJSONString(dst, c.Schema.Name)

@@ -61,7 +61,14 @@ func TestKeyIsJSON(t *testing.T) {
 			}
 			c.Schema.Name = pick()
 		}
-		require.Equal(t, jsonKey(t, &c), c.Key(), "context %d", i)
+		if want, got := jsonKey(t, &c), c.Key(); want != got {
+			at := 0
+			for at < min(len(want), len(got)) && want[at] == got[at] {
+				at++
+			}
+			t.Fatalf("context %d: the key differs from encoding/json from byte %d: want …%.60q, got …%.60q",
+				i, at, want[at:], got[at:])
+		}
 	}
 }
 
@@ -83,6 +90,7 @@ func TestKeyTellsContextsApart(t *testing.T) {
 		"consent added":  func(c *gateway.DecisionContext) { c.Subject.Consents["survey"] = false },
 		"minor":          func(c *gateway.DecisionContext) { c.Subject.Minor = true },
 		"erased":         func(c *gateway.DecisionContext) { c.Subject.Erased = true },
+		"vital interest": func(c *gateway.DecisionContext) { c.Subject.VitalInterest = true },
 		"objection":      func(c *gateway.DecisionContext) { c.Subject.Objections = []string{"research"} },
 		"employer paid":  func(c *gateway.DecisionContext) { c.Event.EmployerPaid = true },
 		"schema":         func(c *gateway.DecisionContext) { c.Schema.Name = "dgw.events.Checkin" },

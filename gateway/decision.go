@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -58,12 +59,35 @@ func (d *Decision) Released() []string {
 	return out
 }
 
+// Releases reports whether the decision releases any field (drop excluded).
+func (d *Decision) Releases() bool {
+	for _, op := range d.Fields {
+		if op != OpDrop {
+			return true
+		}
+	}
+	return false
+}
+
 // CheckScope verifies the second fence: every field the decision releases
 // must be in the recipient's contract scope for this event type, with an
 // operator the contract allows. It returns an error wrapping
 // ErrScopeViolation naming the first offending path (never a value).
 func (d *Decision) CheckScope(r *Recipient, eventType string) error {
 	if !d.Allow {
+		return nil
+	}
+	// The common case, everything in scope, needs no sorting; the sorted
+	// walk below finds the first offending path when there is one.
+	scope := r.Scope[eventType]
+	ok := true
+	for p, op := range d.Fields {
+		if op != OpDrop && (!op.Valid() || !slices.Contains(scope[p], op)) {
+			ok = false
+			break
+		}
+	}
+	if ok {
 		return nil
 	}
 	for _, p := range d.Released() {

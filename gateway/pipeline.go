@@ -389,12 +389,20 @@ func (p *Pipeline) handle(ctx context.Context, worker int, j job) {
 	for i, r := range recipients {
 		rr := &res.Recipients[i]
 		rr.Recipient = r
-		rctx, rspan := p.tel.tracer.Start(ctx, "dgw.disclose", trace.WithAttributes(
-			attribute.String("dgw.recipient.id", r.ID), attribute.String("dgw.recipient.type", r.Type)))
+		rctx, rspan := p.tel.child(ctx, "dgw.disclose")
+		// Attributes are built only for a span that records them: per
+		// recipient of every event they would otherwise be allocated and
+		// dropped.
+		recording := rspan.IsRecording()
+		if recording {
+			rspan.SetAttributes(attribute.String("dgw.recipient.id", r.ID), attribute.String("dgw.recipient.type", r.Type))
+		}
 		d := p.discloseTo(rctx, decider, &j.msg, ev, r, rr, i, &out, &owner)
-		rspan.SetAttributes(attribute.String("dgw.outcome", string(rr.Outcome)), attribute.String("dgw.policy.revision", d.Revision))
-		if d.Transfer.CrossBorder {
-			rspan.SetAttributes(attribute.String("dgw.transfer.mechanism", d.Transfer.Mechanism))
+		if recording {
+			rspan.SetAttributes(attribute.String("dgw.outcome", string(rr.Outcome)), attribute.String("dgw.policy.revision", d.Revision))
+			if d.Transfer.CrossBorder {
+				rspan.SetAttributes(attribute.String("dgw.transfer.mechanism", d.Transfer.Mechanism))
+			}
 		}
 		if rr.Outcome == OutcomeHeld {
 			rspan.SetAttributes(attribute.String("dgw.reason", string(rr.Reason)))
@@ -538,7 +546,7 @@ func (p *Pipeline) discloseTo(ctx context.Context, decider Decider, msg *Message
 		rr.Outcome = OutcomeRefused
 		return d
 	}
-	_, span := p.tel.tracer.Start(ctx, "dgw.redact")
+	_, span := p.tel.child(ctx, "dgw.redact")
 	val, fp, err := p.red.Redact(ev, r, &d)
 	span.End()
 	if err != nil {
@@ -558,7 +566,7 @@ func (p *Pipeline) discloseTo(ctx context.Context, decider Decider, msg *Message
 }
 
 func (p *Pipeline) decide(ctx context.Context, decider Decider, ev *Event, r *Recipient) (Decision, error) {
-	ctx, span := p.tel.tracer.Start(ctx, "dgw.decide")
+	ctx, span := p.tel.child(ctx, "dgw.decide")
 	defer span.End()
 	start := time.Now()
 	d, err := decider.Decide(ctx, &ev.Context, r)
@@ -567,11 +575,13 @@ func (p *Pipeline) decide(ctx context.Context, decider Decider, ev *Event, r *Re
 		return Decision{}, &ParkError{Reason: ReasonPolicy, Recipient: r.ID, Err: err}
 	}
 	p.tel.decided(ctx, &d, time.Since(start))
-	span.SetAttributes(attribute.Bool("dgw.decision.allow", d.Allow), attribute.Bool("dgw.decision.cached", d.Cached))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Bool("dgw.decision.allow", d.Allow), attribute.Bool("dgw.decision.cached", d.Cached))
+	}
 	if err := d.CheckScope(r, ev.Schema.EventType); err != nil {
 		return d, &ParkError{Reason: ReasonScope, Recipient: r.ID, Err: err}
 	}
-	if d.Allow && len(d.Released()) == 0 {
+	if d.Allow && !d.Releases() {
 		// Allowed with nothing to release: an empty record tells the
 		// recipient only that the passenger exists. Refuse instead.
 		d.Allow = false

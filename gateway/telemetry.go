@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -80,10 +81,62 @@ type instruments struct {
 	decideDur  metric.Float64Histogram
 	cache      metric.Int64Counter
 	e2e        metric.Float64Histogram
+
+	// Attribute sets built once: building one per measurement sorts and
+	// allocates, per recipient of every event.
+	// They are kept as option slices: passing a slice to a variadic
+	// parameter allocates nothing.
+	hitDur, missDur []metric.RecordOption
+	hit, miss       []metric.AddOption
+	byRecipient     sync.Map // recipientAttrKey → *recipientAttrs
+
+	// untraced is set without a tracer provider: spans are the no-op
+	// API's, which carry their parent's span context and record nothing.
+	untraced bool
+}
+
+// child starts the span of one step for one recipient. Untraced, the
+// no-op span it would start carries its parent's span context (the
+// OpenTelemetry API's behaviour without an SDK), so the step runs in its
+// parent's context: the outputs get the same trace context, and nothing is
+// allocated per recipient.
+func (in *instruments) child(ctx context.Context, name string) (context.Context, trace.Span) {
+	if in.untraced {
+		return ctx, trace.SpanFromContext(context.Background())
+	}
+	return in.tracer.Start(ctx, name)
+}
+
+type recipientAttrKey struct{ id, typ string }
+
+// recipientAttrs are the attribute sets of one recipient's measurements.
+type recipientAttrs struct {
+	outcome map[Outcome][]metric.AddOption
+	op      map[Operator][]metric.AddOption
+	e2e     []metric.RecordOption
+}
+
+func (in *instruments) attrsOf(r *Recipient) *recipientAttrs {
+	k := recipientAttrKey{r.ID, r.Type}
+	if a, ok := in.byRecipient.Load(k); ok {
+		return a.(*recipientAttrs)
+	}
+	a := &recipientAttrs{outcome: map[Outcome][]metric.AddOption{}, op: map[Operator][]metric.AddOption{},
+		e2e: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("recipient", r.ID)))}}
+	for _, o := range []Outcome{OutcomeDelivered, OutcomeRefused, OutcomeHeld} {
+		a.outcome[o] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("recipient", r.ID),
+			attribute.String("recipient_type", r.Type), attribute.String("outcome", string(o))))}
+	}
+	for _, op := range []Operator{OpKeep, OpGeneralise, OpMask, OpHash} {
+		a.op[op] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("recipient", r.ID), attribute.String("operator", string(op))))}
+	}
+	v, _ := in.byRecipient.LoadOrStore(k, a)
+	return v.(*recipientAttrs)
 }
 
 func newInstruments(c *config) (*instruments, error) {
 	tp, mp, prop := c.tracerProvider, c.meterProvider, c.propagator
+	untraced := tp == nil
 	if tp == nil {
 		tp = tracenoop.NewTracerProvider()
 	}
@@ -94,7 +147,7 @@ func newInstruments(c *config) (*instruments, error) {
 		prop = propagation.TraceContext{}
 	}
 	m := mp.Meter(instrumentationName)
-	in := &instruments{tracer: tp.Tracer(instrumentationName), prop: prop}
+	in := &instruments{tracer: tp.Tracer(instrumentationName), prop: prop, untraced: untraced}
 	var err error
 	counter := func(name, desc string) metric.Int64Counter {
 		if err != nil {
@@ -118,6 +171,10 @@ func newInstruments(c *config) (*instruments, error) {
 		metric.WithDescription("Time to decide one (event, recipient)."), latency); err != nil {
 		return nil, err
 	}
+	in.hitDur = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("cache", "hit")))}
+	in.missDur = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("cache", "miss")))}
+	in.hit = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "hit")))}
+	in.miss = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "miss")))}
 	if in.e2e, err = m.Float64Histogram("dgw.end_to_end.latency", metric.WithUnit("s"),
 		metric.WithDescription("From the source record's timestamp to the recipient's acknowledged delivery."), latency); err != nil {
 		return nil, err
@@ -126,14 +183,14 @@ func newInstruments(c *config) (*instruments, error) {
 }
 
 func (in *instruments) decided(ctx context.Context, d *Decision, took time.Duration) {
-	result := "miss"
-	if d.Cached {
-		result = "hit"
-	}
-	in.decideDur.Record(ctx, took.Seconds(), metric.WithAttributeSet(attribute.NewSet(attribute.String("cache", result))))
 	// The cache counter's label is "result", as the metric contract says
 	// (deploy/prometheus/README.md); the histogram's is "cache".
-	in.cache.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(attribute.String("result", result))))
+	dur, res := in.missDur, in.miss
+	if d.Cached {
+		dur, res = in.hitDur, in.hit
+	}
+	in.decideDur.Record(ctx, took.Seconds(), dur...)
+	in.cache.Add(ctx, 1, res...)
 }
 
 func (in *instruments) observe(ctx context.Context, res *EventResult, now time.Time) {
@@ -144,23 +201,50 @@ func (in *instruments) observe(ctx context.Context, res *EventResult, now time.T
 	for i := range res.Recipients {
 		rr := &res.Recipients[i]
 		r := rr.Recipient
-		in.deliveries.Add(ctx, 1, metric.WithAttributes(attribute.String("recipient", r.ID),
-			attribute.String("recipient_type", r.Type), attribute.String("outcome", string(rr.Outcome))))
+		a := in.attrsOf(r)
+		if o, ok := a.outcome[rr.Outcome]; ok {
+			in.deliveries.Add(ctx, 1, o...)
+		} else {
+			in.deliveries.Add(ctx, 1, metric.WithAttributes(attribute.String("recipient", r.ID),
+				attribute.String("recipient_type", r.Type), attribute.String("outcome", string(rr.Outcome))))
+		}
 		switch rr.Outcome {
 		case OutcomeHeld:
 			in.held.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", string(rr.Reason)), attribute.String("recipient", r.ID)))
 		case OutcomeDelivered:
-			ops := map[Operator]int64{}
+			var keep, gen, mask, hash int64
+			var other map[Operator]int64
 			for _, op := range rr.Decision.Fields {
-				if op != OpDrop {
-					ops[op]++
+				switch op {
+				case OpDrop:
+				case OpKeep:
+					keep++
+				case OpGeneralise:
+					gen++
+				case OpMask:
+					mask++
+				case OpHash:
+					hash++
+				default:
+					if other == nil {
+						other = map[Operator]int64{}
+					}
+					other[op]++
 				}
 			}
-			for op, n := range ops {
+			for _, c := range [...]struct {
+				op Operator
+				n  int64
+			}{{OpKeep, keep}, {OpGeneralise, gen}, {OpMask, mask}, {OpHash, hash}} {
+				if c.n > 0 {
+					in.redacted.Add(ctx, c.n, a.op[c.op]...)
+				}
+			}
+			for op, n := range other {
 				in.redacted.Add(ctx, n, metric.WithAttributes(attribute.String("recipient", r.ID), attribute.String("operator", string(op))))
 			}
 			if !res.SourceTime.IsZero() {
-				in.e2e.Record(ctx, now.Sub(res.SourceTime).Seconds(), metric.WithAttributes(attribute.String("recipient", r.ID)))
+				in.e2e.Record(ctx, now.Sub(res.SourceTime).Seconds(), a.e2e...)
 			}
 		}
 	}

@@ -48,10 +48,14 @@ type Config struct {
 	// DataDir, when set, persists topics, records, committed offsets and
 	// producer state to this directory (created if needed), and a broker
 	// started on it again reloads them: a restart keeps the log. Every
-	// produce is synced to disk before it is acknowledged, so an
-	// acknowledged record survives even a crash of the process. Empty:
-	// memory only.
+	// record is written to the directory before it is acknowledged, so an
+	// acknowledged record survives a crash (SIGKILL) of the broker's
+	// process. Empty: memory only.
 	DataDir string
+	// Sync, with DataDir, also fsyncs every write before acknowledging it,
+	// so acknowledged records survive a crash of the machine too, at a
+	// large cost in throughput (Kafka's default is not to).
+	Sync bool
 }
 
 func (c *Config) setDefaults() {
@@ -155,7 +159,10 @@ func Start(cfg Config) (*Broker, error) {
 		opts = append(opts, kfake.SeedTopics(int32(cfg.Partitions), cfg.Topics...))
 	}
 	if cfg.DataDir != "" {
-		opts = append(opts, kfake.DataDir(cfg.DataDir), kfake.SyncWrites())
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+		if cfg.Sync {
+			opts = append(opts, kfake.SyncWrites())
+		}
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
@@ -240,6 +247,11 @@ func (b *Broker) adminClient() (*kgo.Client, error) {
 	}
 	return b.admin, nil
 }
+
+// Compact runs the log cleaner now: compacted topics (cleanup.policy=compact)
+// keep only the latest record per key, and retention.ms and retention.bytes
+// are applied. The broker also does this on its own every hour.
+func (b *Broker) Compact() { b.cluster.Compact() }
 
 // Close stops the broker and frees its address; without a DataDir its data
 // is dropped, with one it is saved there. Clients still connected see their

@@ -39,7 +39,9 @@ func ExampleScan() {
 		return
 	}
 	err = kafka.Scan(ctx, kafka.ReaderConfig{Brokers: b.Addrs(), Topic: "subject.requests"},
-		func(s kafka.PartitionSpan) { fmt.Printf("partition %d holds offsets %d..%d\n", s.Partition, s.First, s.End) },
+		func(s kafka.PartitionSpan) {
+			fmt.Printf("partition %d holds offsets %d..%d\n", s.Partition, s.First, s.End)
+		},
 		func(m gateway.Message) error {
 			fmt.Println(m.Offset, string(m.Key), string(m.Value))
 			return nil

@@ -804,6 +804,11 @@ func TestAccountabilityConfig(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"a", "s", "/k", "forever"}, []string{cfg.AuditTopic, cfg.SubjectTopic, cfg.AuditKeyFile, cfg.AuditRetention})
 
+	sample, err := loadConfig("../../deploy/dgw.yaml", nil)
+	require.NoError(t, err, "the sample configuration loads")
+	assert.Equal(t, "/run/secrets/dgw-audit-key", sample.AuditKeyFile)
+	assert.Equal(t, "52596h", sample.AuditRetention)
+
 	for env, want := range map[string]string{
 		"DGW_AUDIT_RETENTION=soon":      "audit_retention",
 		"DGW_AUDIT_TOPIC=dgw.held":      "must differ from the dead-letter and held topics",
@@ -816,4 +821,43 @@ func TestAccountabilityConfig(t *testing.T) {
 		require.Error(t, err, env)
 		assert.Contains(t, err.Error(), want, env)
 	}
+}
+
+// After the broker compacts the subject topic — one record per key left —
+// the state rebuilt from it is the state the whole history gave.
+func TestSubjectStateSurvivesCompaction(t *testing.T) {
+	tb := newTestBed(t)
+	steps := []struct {
+		pax  string
+		args []string
+	}{
+		{"P1", []string{"--consent", "research"}}, {"P1", []string{"--withdraw", "research"}}, {"P2", []string{"--erase"}},
+		{"P3", []string{"--object", "service"}}, {"P3", []string{"--unobject", "service"}}, {"P1", []string{"--consent", "survey"}},
+		{"P3", []string{"--object", "contract"}},
+	}
+	for _, s := range steps {
+		request(t, tb.brokers, s.pax, s.args...)
+	}
+	rebuild := func() (*gateway.SubjectStore, int) {
+		store := gateway.NewSubjectStore()
+		n := 0
+		require.NoError(t, kafka.Scan(t.Context(), kafka.ReaderConfig{Brokers: tb.brokers, Topic: defaultSubjectTopic}, nil,
+			func(m gateway.Message) error {
+				n++
+				return tb.acct.subjects.Apply(store, m)
+			}))
+		return store, n
+	}
+	before, n := rebuild()
+	require.Equal(t, len(steps), n)
+	tb.broker.Compact()
+	after, n := rebuild()
+	assert.Less(t, n, len(steps), "compaction dropped superseded requests")
+	for _, pax := range []string{"P1", "P2", "P3"} {
+		assert.Equal(t, before.Lookup(pax), after.Lookup(pax), pax)
+	}
+	assert.Equal(t, gateway.SubjectContext{Consents: map[string]bool{"research": false, "survey": true}, Objections: []string{}},
+		after.Lookup("P1"))
+	assert.True(t, after.Lookup("P2").Erased)
+	assert.Equal(t, []string{"contract"}, after.Lookup("P3").Objections)
 }

@@ -475,15 +475,15 @@ func waitCaughtUp(t *testing.T, brokers []string, group string, topics []string,
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	deadline := time.Now().Add(limit)
-	last := int64(-1)
+	var logged time.Time
 	for {
 		lag, err := groupLag(t.Context(), adm, group, topics)
 		if err == nil && lag == 0 {
 			return
 		}
-		if lag != last {
-			t.Logf("group %s lag %d (err %v)", group, lag, err)
-			last = lag
+		if time.Since(logged) > 15*time.Second {
+			t.Logf("group %s: %d records to go (%v)", group, lag, err)
+			logged = time.Now()
 		}
 		require.True(t, time.Now().Before(deadline), "group %s did not catch up: lag %d", group, lag)
 		time.Sleep(time.Second)

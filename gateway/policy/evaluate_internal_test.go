@@ -93,7 +93,7 @@ func TestInput(t *testing.T) {
 	require.NoError(t, err)
 	got := rs[0].Expressions[0].Value.(map[string]any)
 	assert.Equal(t, map[string]any{"type": "booking", "purpose": "contract", "route": []any{}, "employer_paid": true}, got["event"])
-	assert.Equal(t, map[string]any{"minor": false, "consents": map[string]any{}, "objections": []any{}, "erased": false}, got["subject"])
+	assert.Equal(t, map[string]any{"minor": false, "consents": map[string]any{}, "objections": []any{}, "erased": false, "vital_interest": false}, got["subject"])
 	assert.Equal(t, map[string]any{"id": "a", "type": "employer", "country": "KZ", "safeguards": []any{},
 		"agency_code": "", "corporate_account": "C"}, got["recipient"], "no scope in the policy's view")
 	assert.Equal(t, map[string]any{"name": ""}, got["schema"])
