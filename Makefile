@@ -8,7 +8,7 @@ GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 # Pinned tool versions (installed by `make tools`).
 OPA_VERSION   ?= v1.22.2
 
-.PHONY: all build dev test test-short lint fmt vet fuzz bench bench-smoke tools policy-test tidy-check clean
+.PHONY: all build dev test test-short lint fmt vet fuzz bench bench-micro bench-smoke tools policy-test tidy-check clean chaos chaos-ci
 
 all: build
 
@@ -31,6 +31,7 @@ fmt:
 
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags chaos ./cmd/dgw
 
 ## lint: gofmt, go vet, and the policy linters (opa fmt/check, Regal) when installed.
 lint: vet
@@ -58,12 +59,41 @@ fuzz:
 		done; \
 	done
 
-bench:
+## bench: `dgw bench` — in one run, on one embedded broker (a child process), with the same
+## 1-3 KB events and recipients: the kafka-go fan-out mirror (the practical limit), the gateway's
+## full path, the ratio, latency at half the maximum load, CPU per event, peak RSS.
+## BENCH_ARGS="--json", "--events 50000", "--warm", "--broker host:9092", "--cpuprofile cpu.out".
+bench: build
+	$(BIN) bench $(BENCH_ARGS)
+
+## bench-micro: the Go microbenchmarks of every stage (decode, context, decision hit and miss,
+## redact+encode, the in-process pipeline) with allocations.
+bench-micro:
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
 
 ## bench-smoke: every benchmark for a few iterations, so they keep compiling and running (CI).
 bench-smoke:
 	$(GO) test -run='^$$' -bench=. -benchtime=100x $(PKGS)
+
+## chaos: the full fault run (README, "Fault testing"): the broker in its own process with a data
+## directory, a generator producing continuously, 3 `dgw run` processes in one group SIGKILLed at
+## random and restarted, the broker stopped and killed and restarted, then an independent checker.
+## About an hour on 2 cores. Logs, broker data and report.txt go to CHAOS_DIR when set.
+CHAOS_EVENTS          ?= 100000
+CHAOS_KILLS           ?= 24
+CHAOS_BROKER_RESTARTS ?= 2
+CHAOS_RATE            ?= 120
+CHAOS_SEED            ?= 1
+CHAOS_DIR             ?=
+chaos:
+	DGW_CHAOS_EVENTS=$(CHAOS_EVENTS) DGW_CHAOS_KILLS=$(CHAOS_KILLS) DGW_CHAOS_BROKER_RESTARTS=$(CHAOS_BROKER_RESTARTS) \
+	DGW_CHAOS_RATE=$(CHAOS_RATE) DGW_CHAOS_SEED=$(CHAOS_SEED) DGW_CHAOS_DIR=$(CHAOS_DIR) \
+		$(GO) test -tags chaos -count=1 -timeout 4h -run '^TestChaos$$' -v ./cmd/dgw
+
+## chaos-ci: the reduced fault run CI makes: 3,000 events, 3 kills, 1 broker restart (about 2 minutes).
+chaos-ci:
+	DGW_CHAOS_EVENTS=3000 DGW_CHAOS_KILLS=3 DGW_CHAOS_BROKER_RESTARTS=1 DGW_CHAOS_RATE=250 \
+		$(GO) test -tags chaos -count=1 -timeout 15m -run '^TestChaos$$' -v ./cmd/dgw
 
 tidy-check:
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum

@@ -27,11 +27,17 @@ const (
 
 // FingerprintHex formats a schema fingerprint as 16 lowercase hex digits.
 func FingerprintHex(fp uint64) string {
-	s := strconv.FormatUint(fp, 16)
-	for len(s) < 16 {
-		s = "0" + s
+	var b [16]byte
+	return string(appendFingerprintHex(b[:0], fp))
+}
+
+// appendFingerprintHex appends the 16 hex digits of fp to dst.
+func appendFingerprintHex(dst []byte, fp uint64) []byte {
+	const digits = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		dst = append(dst, digits[(fp>>uint(shift))&0xf])
 	}
-	return s
+	return dst
 }
 
 func sourceHeaders(m *Message, hs []Header) []Header {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -695,16 +696,25 @@ func (p *Pipeline) finish(ctx context.Context, j job, res *EventResult) {
 }
 
 func (p *Pipeline) delivery(ev *Event, r *Recipient, d *Decision, val []byte, fp uint64) Disclosure {
+	// The header values share one buffer: one allocation instead of one
+	// per header, for every record written. Each value is capped, so
+	// growing one cannot overwrite the next.
+	m := &ev.Msg
+	buf := make([]byte, 0, len(ev.ID)+len(ev.Schema.EventType)+32+len(d.Revision)+len(r.ID)+len(m.Topic)+40)
 	hs := make([]Header, 0, 10)
-	hs = append(hs,
-		Header{HeaderEventID, []byte(ev.ID)},
-		Header{HeaderEventType, []byte(ev.Schema.EventType)},
-		Header{HeaderSchema, []byte(FingerprintHex(fp))},
-		Header{HeaderSourceSchema, []byte(FingerprintHex(ev.Schema.Fingerprint))},
-		Header{HeaderPolicyRevision, []byte(d.Revision)},
-		Header{HeaderRecipient, []byte(r.ID)},
-	)
-	hs = sourceHeaders(&ev.Msg, hs)
+	add := func(key string, b []byte) {
+		hs = append(hs, Header{key, b[len(buf):len(b):len(b)]})
+		buf = b
+	}
+	add(HeaderEventID, append(buf, ev.ID...))
+	add(HeaderEventType, append(buf, ev.Schema.EventType...))
+	add(HeaderSchema, appendFingerprintHex(buf, fp))
+	add(HeaderSourceSchema, appendFingerprintHex(buf, ev.Schema.Fingerprint))
+	add(HeaderPolicyRevision, append(buf, d.Revision...))
+	add(HeaderRecipient, append(buf, r.ID...))
+	add(HeaderSourceTopic, append(buf, m.Topic...))
+	add(HeaderSourcePartition, strconv.AppendInt(buf, int64(m.Partition), 10))
+	add(HeaderSourceOffset, strconv.AppendInt(buf, m.Offset, 10))
 	return Disclosure{Topic: r.Topic, Key: ev.Msg.Key, Value: val, Headers: hs}
 }
 

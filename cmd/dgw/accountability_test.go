@@ -425,14 +425,17 @@ func TestSubjectRequestsApplyInStream(t *testing.T) {
 	for _, pax := range order {
 		for i := range byPax[pax] {
 			e := &byPax[pax][i]
+			if t := e.ev.Type; R != "" || t != "booking" && t != "loyalty" {
+				continue // market research receives bookings and loyalty events only
+			}
 			with := decided(t, p, e, gateway.SubjectContext{Consents: map[string]bool{"research": true, "cross_border": true}})
-			if _, ok := with["pulse-research"]; ok && R == "" {
+			if _, ok := with["pulse-research"]; ok {
 				R = pax
 			}
 		}
 	}
 	for _, pax := range order {
-		if pax == R {
+		if pax == R || E != "" && O != "" {
 			continue
 		}
 		nonAuthority, purposes := 0, map[string]int{}

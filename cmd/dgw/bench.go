@@ -28,6 +28,7 @@ import (
 	"github.com/dgwproject/dgw/adapters/broker"
 	"github.com/dgwproject/dgw/adapters/kafka"
 	"github.com/dgwproject/dgw/gateway"
+	"github.com/dgwproject/dgw/gateway/policy"
 	"github.com/dgwproject/dgw/gateway/redact"
 )
 
@@ -42,6 +43,8 @@ type benchOptions struct {
 	queue      int
 	latency    time.Duration
 	mirror     bool
+	warm       bool
+	cacheSize  int
 	pad        bool
 	json       bool
 	cpuProfile string
@@ -81,8 +84,8 @@ memory figures are the gateway's own; --broker measures against any Kafka
 			if o.serveBroker {
 				return a.serveBenchBroker(o)
 			}
-			if o.events <= 0 || o.partitions <= 0 || o.workers <= 0 || o.queue < 0 || o.latency < 0 {
-				return failWith(2, errors.New("--events, --partitions and --workers must be positive; --queue and --latency not negative"))
+			if o.events <= 0 || o.partitions <= 0 || o.workers <= 0 || o.queue < 0 || o.latency < 0 || o.cacheSize < 0 {
+				return failWith(2, errors.New("--events, --partitions and --workers must be positive; --queue, --latency and --decision-cache not negative"))
 			}
 			if o.embedded != "child" && o.embedded != "in-process" {
 				return failWith(2, fmt.Errorf("--embedded: expected child or in-process, got %q", o.embedded))
@@ -101,10 +104,12 @@ memory figures are the gateway's own; --broker measures against any Kafka
 	f.IntVar(&o.queue, "queue", 4, "gateway queue length per worker")
 	f.DurationVar(&o.latency, "latency", 10*time.Second, "duration of the latency phase at half the maximum load (0: skip it)")
 	f.BoolVar(&o.mirror, "mirror", true, "measure the mirror (false: gateway only, e.g. for a long backlog)")
+	f.BoolVar(&o.warm, "warm", false, "drain the backlog a second time with the decision cache the first drain filled (the hit ratio of a long-running gateway)")
+	f.IntVar(&o.cacheSize, "decision-cache", policy.DefaultCacheSize, "decision cache entries (as dgw run; larger keeps more of a diverse stream)")
 	f.BoolVar(&o.pad, "pad", true, "grow the synthetic events to 1-3 KB (false: their natural 0.2-0.6 KB)")
 	f.BoolVar(&o.json, "json", false, "print the results as JSON")
-	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway phase to this file")
-	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of the gateway phase to this file")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway's drain (the warm one with --warm) to this file")
+	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of the gateway's drain to this file")
 	f.StringVar(&o.logLevel, "log-level", "error", "log level: debug, info, warn, error")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	f.BoolVar(&o.serveBroker, "serve-broker", false, "run only the embedded broker for a parent bench process")
@@ -116,12 +121,15 @@ memory figures are the gateway's own; --broker measures against any Kafka
 
 // benchResult is what bench prints; --json gives it as is.
 type benchResult struct {
-	Machine benchMachine  `json:"machine"`
-	Config  benchConfig   `json:"config"`
-	Mirror  *benchPhase   `json:"mirror,omitempty"`
-	Gateway benchPhase    `json:"gateway"`
-	Ratio   *benchRatio   `json:"ratio,omitempty"`
-	Latency *benchLatency `json:"latency,omitempty"`
+	Machine benchMachine `json:"machine"`
+	Config  benchConfig  `json:"config"`
+	Mirror  *benchPhase  `json:"mirror,omitempty"`
+	Gateway benchPhase   `json:"gateway"`
+	Warm    *benchPhase  `json:"gateway_warm,omitempty"`
+	Ratio   *benchRatio  `json:"ratio,omitempty"`
+	// WarmRatio compares the warm drain with the mirror.
+	WarmRatio *benchRatio   `json:"ratio_warm,omitempty"`
+	Latency   *benchLatency `json:"latency,omitempty"`
 }
 
 type benchMachine struct {
@@ -142,7 +150,8 @@ type benchConfig struct {
 	Seed         int64   `json:"seed"`
 	PublishPerS  float64 `json:"publish_records_per_sec"`
 	PolicyRev    string  `json:"policy_revision"`
-	DecisionSize int     `json:"decision_cache_size,omitempty"`
+	DecisionSize int     `json:"decision_cache_size"`
+	GOGC         string  `json:"gogc,omitempty"`
 }
 
 // benchPhase is one drain of the backlog.
@@ -191,7 +200,7 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 	if err != nil {
 		return failWith(2, err)
 	}
-	p, err := buildParts(ctx, "", "", redact.DevKeyring("dgw-bench"), 1<<20, log)
+	p, err := buildParts(ctx, "", "", redact.DevKeyring("dgw-bench"), 1<<20, log, policy.WithCacheSize(o.cacheSize))
 	if err != nil {
 		return err
 	}
@@ -233,7 +242,8 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 	res := benchResult{
 		Machine: benchMachine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH},
 		Config: benchConfig{Events: o.events, Recipients: len(recipients), Partitions: o.partitions, Workers: o.workers,
-			Queue: o.queue, Broker: where, Seed: o.seed, PolicyRev: p.decider.Revision()},
+			Queue: o.queue, Broker: where, Seed: o.seed, PolicyRev: p.decider.Revision(), DecisionSize: o.cacheSize,
+			GOGC: os.Getenv("GOGC")},
 	}
 
 	// The backlog.
@@ -257,15 +267,16 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 	}
 
 	progress("gateway: draining %d events for %d recipients", o.events, len(recipients))
-	gw, lat, err := a.benchGateway(ctx, o, brokers, sources, sourceOf, &run, wl, log, progress)
+	gw, warm, lat, err := a.benchGateway(ctx, o, brokers, sources, sourceOf, &run, wl, log, progress)
 	if err != nil {
 		return err
 	}
-	res.Gateway = gw
-	res.Latency = lat
-	if res.Mirror != nil && res.Mirror.SourcePerSec > 0 {
-		res.Ratio = &benchRatio{SourceRecords: gw.SourcePerSec / res.Mirror.SourcePerSec,
-			RecipientRecords: gw.RecipientPerSec / res.Mirror.RecipientPerSec}
+	res.Gateway, res.Warm, res.Latency = gw, warm, lat
+	if m := res.Mirror; m != nil && m.SourcePerSec > 0 {
+		res.Ratio = &benchRatio{SourceRecords: gw.SourcePerSec / m.SourcePerSec, RecipientRecords: gw.RecipientPerSec / m.RecipientPerSec}
+		if warm != nil {
+			res.WarmRatio = &benchRatio{SourceRecords: warm.SourcePerSec / m.SourcePerSec, RecipientRecords: warm.RecipientPerSec / m.RecipientPerSec}
+		}
 	}
 	if o.json {
 		enc := json.NewEncoder(a.stdout)
@@ -692,24 +703,68 @@ func (b *benchObserver) latencyTarget(n int64) {
 	}
 }
 
+// benchGateway drains the backlog with the gateway (dgw run's path); with
+// --warm drains it again as a new consumer group with the decision cache
+// the first drain filled; then measures the latency at half the rate the
+// first drain reached, with the gateway that ran last.
 func (a *app) benchGateway(ctx context.Context, o benchOptions, brokers, sources []string, sourceOf func(string) string,
-	p *parts, wl *workload, log *slog.Logger, progress func(string, ...any)) (benchPhase, *benchLatency, error) {
+	p *parts, wl *workload, log *slog.Logger, progress func(string, ...any)) (benchPhase, *benchPhase, *benchLatency, error) {
+	profile := o.cpuProfile
+	if o.warm {
+		profile = ""
+	}
+	gw, obs, stop, err := a.drain(ctx, o, brokers, sources, p, log, profile)
+	if err != nil {
+		return benchPhase{}, nil, nil, err
+	}
+	var warm *benchPhase
+	if o.warm {
+		if err := stop(); err != nil {
+			return benchPhase{}, nil, nil, err
+		}
+		progress("gateway: draining the backlog again with the warm decision cache")
+		w, wobs, wstop, err := a.drain(ctx, o, brokers, sources, p, log, o.cpuProfile)
+		if err != nil {
+			return benchPhase{}, nil, nil, err
+		}
+		warm, obs, stop = &w, wobs, wstop
+	}
+	var lat *benchLatency
+	if o.latency > 0 {
+		rate := gw.SourcePerSec / 2
+		progress("latency: %.0f events/s (half the maximum) for %s", rate, o.latency)
+		lat, err = a.benchLatency(ctx, brokers, p, wl, sourceOf, obs, rate, o.latency)
+	}
+	if serr := stop(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return benchPhase{}, nil, nil, err
+	}
+	gw.ProcessPeakRSSMB = peakRSS()
+	return gw, warm, lat, nil
+}
+
+// drain runs the gateway as a new consumer group until it has handled the
+// backlog, and returns the measurements and how to stop it.
+func (a *app) drain(ctx context.Context, o benchOptions, brokers, sources []string, p *parts, log *slog.Logger,
+	cpuProfile string) (benchPhase, *benchObserver, func() error, error) {
 	obs := &benchObserver{backlog: int64(o.events), drained: make(chan struct{}), latDone: make(chan struct{}),
 		sourceTime: map[string]time.Time{}}
 	h0, m0 := p.decider.Stats()
 	resetPeakRSS()
-	if o.cpuProfile != "" {
-		f, err := os.Create(o.cpuProfile)
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
 		if err != nil {
-			return benchPhase{}, nil, err
+			return benchPhase{}, nil, nil, err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return benchPhase{}, nil, err
+			return benchPhase{}, nil, nil, err
 		}
+		defer pprof.StopCPUProfile()
 	}
-	gctx, stopGateway := context.WithCancel(ctx)
-	defer stopGateway()
+	gctx, cancel := context.WithCancel(ctx)
 	gwErr := make(chan error, 1)
 	group := fmt.Sprintf("dgw-bench-gateway-%d", time.Now().UnixNano())
 	go func() {
@@ -717,15 +772,18 @@ func (a *app) benchGateway(ctx context.Context, o benchOptions, brokers, sources
 			deadLetter: "dgw.deadletter", held: "dgw.held", workers: o.workers, queue: o.queue, parts: p, log: log,
 			observers: []gateway.Observer{obs}})
 	}()
+	stop := func() error {
+		cancel()
+		return <-gwErr
+	}
 	select {
 	case <-obs.drained:
 	case err := <-gwErr:
-		return benchPhase{}, nil, fmt.Errorf("gateway stopped after %d of %d events: %v", obs.events.Load(), o.events, err)
+		cancel()
+		return benchPhase{}, nil, nil, fmt.Errorf("gateway stopped after %d of %d events: %v", obs.events.Load(), o.events, err)
 	case <-ctx.Done():
-		return benchPhase{}, nil, fmt.Errorf("gateway: %d of %d events: %w", obs.events.Load(), o.events, ctx.Err())
-	}
-	if o.cpuProfile != "" {
-		pprof.StopCPUProfile()
+		_ = stop()
+		return benchPhase{}, nil, nil, fmt.Errorf("gateway: %d of %d events: %w", obs.events.Load(), o.events, ctx.Err())
 	}
 	obs.mu.Lock()
 	secs := obs.last.Sub(obs.first).Seconds()
@@ -733,53 +791,36 @@ func (a *app) benchGateway(ctx context.Context, o benchOptions, brokers, sources
 	obs.mu.Unlock()
 	h1, m1 := p.decider.Stats()
 	n := float64(o.events)
-	gw := benchPhase{
+	ph := benchPhase{
 		Seconds: secs, SourcePerSec: n / secs, RecipientPerSec: float64(obs.delivered.Load()) / secs,
 		PairsPerSec: n * float64(len(p.recipients)) / secs, CPUMicrosPerEv: float64(cpu.Microseconds()) / n,
 		PeakRSSMiB: peakRSS(), Delivered: obs.delivered.Load(), Refused: obs.refused.Load(), Held: obs.held.Load(),
 		DeadLettered: obs.dead.Load(), CacheMisses: m1 - m0,
 	}
 	if h, m := h1-h0, m1-m0; h+m > 0 {
-		gw.CacheHitRatio = float64(h) / float64(h+m)
+		ph.CacheHitRatio = float64(h) / float64(h+m)
 	}
 	if o.memProfile != "" {
 		f, err := os.Create(o.memProfile)
 		if err != nil {
-			return benchPhase{}, nil, err
+			_ = stop()
+			return benchPhase{}, nil, nil, err
 		}
 		runtime.GC()
 		err = pprof.WriteHeapProfile(f)
 		f.Close()
 		if err != nil {
-			return benchPhase{}, nil, err
+			_ = stop()
+			return benchPhase{}, nil, nil, err
 		}
 	}
-	if o.latency == 0 {
-		stopGateway()
-		if err := <-gwErr; err != nil {
-			return benchPhase{}, nil, err
-		}
-		return gw, nil, nil
-	}
-
-	rate := gw.SourcePerSec / 2
-	progress("latency: %.0f events/s (half the maximum) for %s", rate, o.latency)
-	lat, err := a.benchLatency(ctx, brokers, p, wl, sourceOf, obs, rate, o.latency, progress)
-	stopGateway()
-	if gerr := <-gwErr; err == nil && gerr != nil {
-		err = gerr
-	}
-	if err != nil {
-		return benchPhase{}, nil, err
-	}
-	gw.ProcessPeakRSSMB = peakRSS()
-	return gw, lat, nil
+	return ph, obs, stop, nil
 }
 
 // benchLatency publishes at rate for d, waits until the gateway handled
 // every event, and reads the recipient records back.
 func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *workload, sourceOf func(string) string,
-	obs *benchObserver, rate float64, d time.Duration, progress func(string, ...any)) (*benchLatency, error) {
+	obs *benchObserver, rate float64, d time.Duration) (*benchLatency, error) {
 	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench-live", BatchTimeout: time.Millisecond})
 	if err != nil {
 		return nil, err
@@ -830,7 +871,6 @@ func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *
 	out := &benchLatency{OfferedPerSec: offered, Seconds: d.Seconds(), Events: int64(len(lats)),
 		AckP50Ms: ms(quantile(lats, 0.50)), AckP99Ms: ms(quantile(lats, 0.99)), AckMaxMs: ms(quantile(lats, 1))}
 
-	progress("latency: reading back %d recipient records", wantRecords)
 	read, err := readBack(ctx, brokers, recipientTopics(p.recipients), start.Add(-time.Second), srcTimes, wantRecords)
 	if err != nil {
 		return nil, err
@@ -901,13 +941,24 @@ func printBench(w io.Writer, r *benchResult) {
 	}
 	g := &r.Gateway
 	fmt.Fprintf(w, "%-26s %14.0f %18.0f %14.1f\n", "gateway (full path)", g.SourcePerSec, g.RecipientPerSec, g.CPUMicrosPerEv)
-	fmt.Fprintf(w, "%-26s %14s %18.0f\n", "  (event, recipient) pairs", "", g.PairsPerSec)
+	if wm := r.Warm; wm != nil {
+		fmt.Fprintf(w, "%-26s %14.0f %18.0f %14.1f\n", "gateway, warm cache", wm.SourcePerSec, wm.RecipientPerSec, wm.CPUMicrosPerEv)
+	}
+	fmt.Fprintf(w, "(each gateway source record is decided for %d recipients: %.0f (event, recipient) pairs/s)\n",
+		c.Recipients, g.PairsPerSec)
 	if r.Ratio != nil {
 		fmt.Fprintf(w, "\nratio gateway/mirror: %.2f (source records/s, i.e. pairs/s), %.2f (recipient records written/s)\n",
 			r.Ratio.SourceRecords, r.Ratio.RecipientRecords)
 	}
-	fmt.Fprintf(w, "gateway: delivered %d, refused %d, held %d, dead-lettered %d; decision cache %.2f%% hits (%d misses)\n",
-		g.Delivered, g.Refused, g.Held, g.DeadLettered, 100*g.CacheHitRatio, g.CacheMisses)
+	if r.WarmRatio != nil {
+		fmt.Fprintf(w, "ratio gateway (warm cache)/mirror: %.2f (source records/s), %.2f (recipient records written/s)\n",
+			r.WarmRatio.SourceRecords, r.WarmRatio.RecipientRecords)
+	}
+	fmt.Fprintf(w, "gateway: delivered %d, refused %d, held %d, dead-lettered %d; decision cache (%d entries) %.2f%% hits (%d misses)\n",
+		g.Delivered, g.Refused, g.Held, g.DeadLettered, c.DecisionSize, 100*g.CacheHitRatio, g.CacheMisses)
+	if wm := r.Warm; wm != nil {
+		fmt.Fprintf(w, "gateway, warm cache: decision cache %.2f%% hits (%d misses)\n", 100*wm.CacheHitRatio, wm.CacheMisses)
+	}
 	fmt.Fprintf(w, "peak RSS while draining: %.0f MiB\n", g.PeakRSSMiB)
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "latency at %.0f events/s (half the maximum) for %.0fs, %d events:\n", l.OfferedPerSec, l.Seconds, l.Events)

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -275,4 +278,76 @@ func BenchmarkPipeline(b *testing.B) {
 			b.ReportMetric(float64(sink.records.Load())/float64(b.N), "records/event")
 		})
 	}
+}
+
+// TestBenchCommand runs `dgw bench` end to end on a small backlog: every
+// phase reports, and every (event, recipient) pair of the backlog is
+// accounted for exactly once.
+func TestBenchCommand(t *testing.T) {
+	const events = 120
+	out, stderr, code := runCLI(t, nil, "bench", "--events", strconv.Itoa(events), "--latency", "500ms", "--warm",
+		"--embedded", "in-process", "--partitions", "1", "--recipients", "6", "--json")
+	require.Equal(t, 0, code, stderr)
+	var r benchResult
+	require.NoError(t, json.Unmarshal([]byte(out), &r), out)
+	require.Equal(t, events, r.Config.Events)
+	require.Equal(t, 6, r.Config.Recipients)
+	require.Greater(t, r.Config.RecordBytes, float64(benchMinBytes), "the backlog's records are grown to 1-3 KB")
+	require.NotNil(t, r.Mirror)
+	require.Greater(t, r.Mirror.SourcePerSec, 0.0)
+	require.InDelta(t, 6*r.Mirror.SourcePerSec, r.Mirror.RecipientPerSec, 1e-6*r.Mirror.RecipientPerSec, "the mirror copies each record to every recipient topic")
+	for _, g := range []benchPhase{r.Gateway, *r.Warm} {
+		require.Greater(t, g.SourcePerSec, 0.0)
+		require.Greater(t, g.CPUMicrosPerEv, 0.0)
+		require.Greater(t, g.PeakRSSMiB, 0.0)
+		require.Equal(t, int64(events*6), g.Delivered+g.Refused+g.Held, "every pair has one outcome")
+		require.Positive(t, g.Delivered)
+	}
+	require.Equal(t, r.Gateway.Delivered, r.Warm.Delivered, "the warm drain decides as the first")
+	require.Equal(t, 1.0, r.Warm.CacheHitRatio, "the second drain is answered from the cache")
+	require.NotNil(t, r.Ratio)
+	require.InDelta(t, r.Gateway.SourcePerSec/r.Mirror.SourcePerSec, r.Ratio.SourceRecords, 1e-9)
+	require.NotNil(t, r.Latency)
+	require.Positive(t, r.Latency.Events)
+	require.Positive(t, r.Latency.ReadRecords, "recipient records of the latency phase are read back")
+	require.LessOrEqual(t, r.Latency.AckP50Ms, r.Latency.AckP99Ms)
+	require.LessOrEqual(t, r.Latency.ReadP50Ms, r.Latency.ReadP99Ms)
+}
+
+func TestPickRecipients(t *testing.T) {
+	all := []*gateway.Recipient{{ID: "a"}, {ID: "b"}, {ID: "c"}}
+	for _, c := range []struct {
+		spec string
+		want []string
+		err  bool
+	}{
+		{"all", []string{"a", "b", "c"}, false},
+		{"", []string{"a", "b", "c"}, false},
+		{"2", []string{"a", "b"}, false},
+		{"c,a", []string{"c", "a"}, false},
+		{"0", nil, true},
+		{"4", nil, true},
+		{"a,x", nil, true},
+	} {
+		got, err := pickRecipients(all, c.spec)
+		if c.err {
+			require.Error(t, err, c.spec)
+			continue
+		}
+		require.NoError(t, err, c.spec)
+		var ids []string
+		for _, r := range got {
+			ids = append(ids, r.ID)
+		}
+		require.Equal(t, c.want, ids, c.spec)
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	ds := []time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	require.Equal(t, time.Duration(1), quantile(ds, 0))
+	require.Equal(t, time.Duration(6), quantile(ds, 0.5))
+	require.Equal(t, time.Duration(10), quantile(ds, 0.99))
+	require.Equal(t, time.Duration(10), quantile(ds, 1))
+	require.Zero(t, quantile(nil, 0.5))
 }

@@ -313,27 +313,31 @@ func TestChaos(t *testing.T) {
 
 	// The chaos: kills spread over the production time plus a tail, broker
 	// restarts in between.
+	// Each fault happens when the group's progress (records committed)
+	// passes a random point between 3% and 90% of the events, so faults
+	// are spread over the processing whatever its speed; the generator is
+	// still producing during the first part.
 	rng := rand.New(rand.NewPCG(uint64(prm.seed), 0xC4A05))
-	prodTime := time.Duration(float64(prm.events)/float64(prm.rate)*float64(time.Second)) + 10*time.Second
 	type action struct {
-		at     time.Duration
+		at     int64
 		broker bool
 	}
 	var plan []action
+	point := func() int64 { return int64(float64(prm.events) * (0.03 + 0.87*rng.Float64())) }
 	for range prm.kills {
-		plan = append(plan, action{at: 3*time.Second + time.Duration(rng.Int64N(int64(prodTime)))})
+		plan = append(plan, action{at: point()})
 	}
 	for i := range prm.brokerRestarts {
-		// Spread evenly, jittered, away from the very start.
-		slot := prodTime / time.Duration(prm.brokerRestarts+1)
-		plan = append(plan, action{at: slot*time.Duration(i+1) + time.Duration(rng.Int64N(int64(slot/3))), broker: true})
+		// Spread evenly, jittered.
+		slot := int64(prm.events) * 9 / 10 / int64(prm.brokerRestarts+1)
+		plan = append(plan, action{at: slot*int64(i+1) + rng.Int64N(slot/3+1), broker: true})
 	}
 	slices.SortFunc(plan, func(a, b action) int { return cmp.Compare(a.at, b.at) })
+	progress := newProgress(t, brokers, "dgw-chaos", sources)
+	defer progress.close()
 	kills, brokerRestarts, crashes := 0, 0, 0
 	for _, a := range plan {
-		if wait := a.at - time.Since(began); wait > 0 {
-			time.Sleep(wait)
-		}
+		progress.waitFor(t, a.at, time.Hour)
 		if a.broker {
 			crash := brokerRestarts%2 == 1
 			down := time.Duration(1000+rng.IntN(2000)) * time.Millisecond
@@ -344,20 +348,29 @@ func TestChaos(t *testing.T) {
 			} else {
 				require.True(t, brk.p.stop(60*time.Second), "the broker did not stop on SIGTERM")
 			}
-			t.Logf("%6.1fs broker %s; down for %s", time.Since(began).Seconds(), map[bool]string{true: "SIGKILLed", false: "stopped"}[crash], down)
+			t.Logf("%6.1fs broker %s at %d records committed; down for %s", time.Since(began).Seconds(), map[bool]string{true: "SIGKILLed", false: "stopped"}[crash], progress.last, down)
 			time.Sleep(down)
 			brk.start(t)
 			brokerRestarts++
 			continue
 		}
-		// Kill a running gateway; try the others if one is between runs.
-		first := rng.IntN(len(slots))
-		for k := range slots {
-			g := slots[(first+k)%len(slots)]
-			if g.kill(time.Duration(rng.IntN(1500)) * time.Millisecond) {
-				kills++
-				t.Logf("%6.1fs SIGKILL gateway %d (kill %d)", time.Since(began).Seconds(), g.id, kills)
-				break
+		// Kill a running gateway; try the others if one is between runs,
+		// and wait for one to run if none does.
+		killed := false
+		for deadline := time.Now().Add(time.Minute); !killed; {
+			first := rng.IntN(len(slots))
+			for k := range slots {
+				g := slots[(first+k)%len(slots)]
+				if g.kill(time.Duration(rng.IntN(1500)) * time.Millisecond) {
+					kills++
+					killed = true
+					t.Logf("%6.1fs SIGKILL gateway %d (kill %d) at %d records committed", time.Since(began).Seconds(), g.id, kills, progress.last)
+					break
+				}
+			}
+			if !killed {
+				require.True(t, time.Now().Before(deadline), "no gateway running for a minute")
+				time.Sleep(200 * time.Millisecond)
 			}
 		}
 	}
@@ -365,7 +378,7 @@ func TestChaos(t *testing.T) {
 	t.Logf("%6.1fs generator done: %d events (%d corrupt)", time.Since(began).Seconds(), produced.Load(), corrupted.Load())
 
 	// Let the group catch up, then stop every gateway cleanly.
-	waitCaughtUp(t, brokers, "dgw-chaos", sources, 30*time.Minute)
+	waitCaughtUp(t, brokers, "dgw-chaos", sources, 2*time.Hour)
 	t.Logf("%6.1fs group caught up", time.Since(began).Seconds())
 	unexpected := 0
 	for _, g := range slots {
@@ -393,6 +406,15 @@ func TestChaos(t *testing.T) {
 	out, err := exp.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	rep := checkChaos(t, brokers, p, loadExported(t, exportDir), sources)
+	// The audit trail after all this, as its own tool sees it (reported,
+	// not part of the pass criterion).
+	verify := exec.Command(bin, "audit", "verify", "--config", cfg)
+	verify.Env = append(os.Environ(), env...)
+	vout, verr := verify.CombinedOutput()
+	rep.AuditVerify = strings.TrimSpace(lastLines(string(vout), 3))
+	if verr != nil {
+		rep.AuditVerify += fmt.Sprintf(" (%v)", verr)
+	}
 	rep.Kills, rep.BrokerRestarts, rep.BrokerCrashes, rep.UnexpectedExits = kills, brokerRestarts, crashes, unexpected
 	rep.Produced, rep.Corrupted, rep.Redriven = produced.Load(), corrupted.Load(), redriven
 	rep.Duration = time.Since(began).Round(time.Second)
@@ -487,6 +509,53 @@ func waitCaughtUp(t *testing.T, brokers []string, group string, topics []string,
 		}
 		require.True(t, time.Now().Before(deadline), "group %s did not catch up: lag %d", group, lag)
 		time.Sleep(time.Second)
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], " | ")
+}
+
+// progress follows how many source records the group has committed.
+type progress struct {
+	cl      *kgo.Client
+	adm     *kadm.Client
+	group   string
+	sources []string
+	last    int64
+}
+
+func newProgress(t *testing.T, brokers []string, group string, sources []string) *progress {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	require.NoError(t, err)
+	return &progress{cl: cl, adm: kadm.NewClient(cl), group: group, sources: sources}
+}
+
+func (p *progress) close() { p.cl.Close() }
+
+// waitFor polls until at least n records are committed.
+func (p *progress) waitFor(t *testing.T, n int64, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for p.last < n {
+		require.True(t, time.Now().Before(deadline), "progress stuck at %d records, waiting for %d", p.last, n)
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		committed, err := p.adm.FetchOffsets(ctx, p.group)
+		cancel()
+		if err == nil {
+			var sum int64
+			committed.Each(func(o kadm.OffsetResponse) {
+				if slices.Contains(p.sources, o.Topic) && o.At > 0 {
+					sum += o.At
+				}
+			})
+			p.last = max(p.last, sum)
+		}
+		if p.last < n {
+			time.Sleep(250 * time.Millisecond)
+		}
 	}
 }
 

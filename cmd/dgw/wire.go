@@ -40,13 +40,14 @@ func dirOr(dir string, embedded fs.FS) fs.FS {
 
 // buildParts loads schemas, policy, registry and keys. Any problem is fatal:
 // dgw never starts with a partial policy or a recipient without its key.
-func buildParts(ctx context.Context, policyDir, schemaDir string, keys redact.Keyring, maxRecord int, log *slog.Logger) (*parts, error) {
+// popts are further policy options (dgw bench sizes the decision cache).
+func buildParts(ctx context.Context, policyDir, schemaDir string, keys redact.Keyring, maxRecord int, log *slog.Logger, popts ...policy.Option) (*parts, error) {
 	set, err := schema.Load(dirOr(schemaDir, schemas.FS))
 	if err != nil {
 		return nil, fmt.Errorf("load schemas: %w", err)
 	}
 	decider, err := policy.New(ctx, dirOr(policyDir, policies.FS),
-		policy.WithCatalogue(set.Catalogue()), policy.WithLogger(log))
+		append([]policy.Option{policy.WithCatalogue(set.Catalogue()), policy.WithLogger(log)}, popts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("load policy: %w", err)
 	}

@@ -105,3 +105,75 @@ func decisionContext(eventType, purpose string, route ...string) *gateway.Decisi
 	}
 	return dc
 }
+
+// tinyCatalogue and tinyPolicy are a minimal policy (one recipient, one
+// event type, one Rego test) that loads, tests and samples in milliseconds,
+// for the reload tests: each variant is one revision.
+var tinyCatalogue = map[string][]gateway.Field{"payment": {
+	{Path: "amount", Category: "payment", Kind: "string", Leaf: true},
+	{Path: "card", Category: "payment", Kind: "record"},
+	{Path: "card.number", Category: "payment", Kind: "string", Format: "pan", Leaf: true},
+	{Path: "card.holder", Category: "identity", Kind: "string", Leaf: true},
+}}
+
+const tinyRegistry = `{"recipients": [
+  {"id": "acq", "name": "Acquirer", "type": "payment_processor", "country": "KZ",
+   "topic": "dgw.out.acq", "safeguards": [],
+   "scope": {"payment": {"amount": ["keep"], "card.number": ["keep", "mask"]}}}
+]}
+`
+
+// tinyRules is the decision module; fields is the released fields object.
+func tinyRules(fields string) string {
+	return `package dgw
+
+recipient_classes := {"payment_processor"}
+
+sensitive_fields := {}
+
+default decision := {"allow": false, "fields": {}, "reasons": ["refused"]}
+
+decision := {
+	"allow": true,
+	"fields": ` + fields + `,
+	"basis": "contract",
+	"transfer": {"cross_border": false, "mechanism": "domestic"},
+	"reasons": [],
+} if {
+	input.event.type == "payment"
+	input.recipient.type == "payment_processor"
+}
+`
+}
+
+const tinyTest = `package dgw_test
+
+import data.dgw
+
+test_payment_allowed if dgw.decision.allow with input as {"event": {"type": "payment"}, "recipient": {"type": "payment_processor"}}
+`
+
+// tinyPolicy is a tiny policy directory releasing fields; extra files are
+// added or replace the defaults (an empty content removes a file).
+func tinyPolicy(fields string, extra ...string) fstest.MapFS {
+	m := fstest.MapFS{
+		"decision.rego":        {Data: []byte(tinyRules(fields))},
+		"decision_test.rego":   {Data: []byte(tinyTest)},
+		"data/recipients.json": {Data: []byte(tinyRegistry)},
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		if extra[i+1] == "" {
+			delete(m, extra[i])
+			continue
+		}
+		m[extra[i]] = &fstest.MapFile{Data: []byte(extra[i+1])}
+	}
+	return m
+}
+
+const (
+	tinyMasked = `{"amount": "keep", "card.number": "mask"}`
+	tinyKept   = `{"amount": "keep", "card.number": "keep"}`
+)
+
+func tinyPayment() *gateway.DecisionContext { return decisionContext("payment", "contract") }

@@ -32,8 +32,12 @@ import (
 	"github.com/dgwproject/dgw/gateway"
 )
 
-// DefaultCacheSize is the number of decisions a Decider keeps by default.
-const DefaultCacheSize = 10_000
+// DefaultCacheSize is the number of decisions a Decider keeps by default:
+// about 30 MB, as entries with equal decisions share them. On the generated
+// stream (gateway/synth), where one event in five has a context not seen
+// before, it answers about 85% of the (event, recipient) decisions once
+// warm (BenchmarkDecideStream).
+const DefaultCacheSize = 100_000
 
 // Option configures New.
 type Option interface{ apply(*config) }

@@ -562,6 +562,8 @@ func BenchmarkDecide(b *testing.B) {
 	require.NoError(b, err)
 	r := recipient(b, d, "kz-border-api")
 	b.Run("hit", func(b *testing.B) {
+		_, err := d.Decide(ctx, dc, r)
+		require.NoError(b, err)
 		b.ReportAllocs()
 		for b.Loop() {
 			got, err := d.Decide(ctx, dc, r)
