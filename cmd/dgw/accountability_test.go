@@ -87,7 +87,7 @@ func rehashed(raw []byte) []byte {
 func TestAuditTrailEndToEnd(t *testing.T) {
 	tb := newTestBed(t)
 	p := tb.parts
-	events := generate(t, p, 150, 11)
+	events := generate(t, p, 100, 11)
 	var records []gateway.Disclosure
 	for _, e := range events {
 		records = append(records, e.record)
@@ -441,23 +441,33 @@ func TestSubjectRequestsApplyInStream(t *testing.T) {
 		nonAuthority, purposes := 0, map[string]int{}
 		for i := range byPax[pax] {
 			e := &byPax[pax][i]
-			for id := range decided(t, p, e, none) {
+			got := decided(t, p, e, none)
+			for id := range got {
 				if !authority[recipientType[id]] {
 					nonAuthority++
 				}
-				if pu, _ := e.ev.Value["purpose"].(string); pu == "contract" || pu == "service" || pu == "baggage" {
-					purposes[pu]++
-				}
+			}
+			if pu, _ := e.ev.Value["purpose"].(string); len(got) > 0 {
+				purposes[pu] += len(got)
 			}
 		}
 		switch {
 		case E == "" && nonAuthority >= 3:
 			E = pax
-		case O == "" && len(purposes) > 0:
-			O = pax
-			for pu := range purposes {
-				if objected == "" || purposes[pu] > purposes[objected] {
-					objected = pu
+		case O == "":
+			// A purpose the objection stops entirely for this passenger
+			// (legal duties and legal claims it does not stop).
+			for pu, n := range purposes {
+				stopped := true
+				for i := range byPax[pax] {
+					e := &byPax[pax][i]
+					if e.ev.Value["purpose"] == pu && len(decided(t, p, e, gateway.SubjectContext{Consents: map[string]bool{},
+						Objections: []string{pu}})) > 0 {
+						stopped = false
+					}
+				}
+				if stopped && (objected == "" || n > purposes[objected]) {
+					O, objected = pax, pu
 				}
 			}
 		}
@@ -465,6 +475,7 @@ func TestSubjectRequestsApplyInStream(t *testing.T) {
 	require.NotEmpty(t, R, "a passenger market research can receive")
 	require.NotEmpty(t, E)
 	require.NotEmpty(t, O)
+	t.Logf("events: R %d, E %d, O %d; O objects to %q", len(byPax[R]), len(byPax[E]), len(byPax[O]), objected)
 	states := map[string]gateway.SubjectContext{
 		R: {Consents: map[string]bool{"research": true, "cross_border": true}},
 		E: {Consents: map[string]bool{}, Erased: true},

@@ -402,11 +402,11 @@ func transferText(r *audit.Row) string {
 }
 
 func printSubject(w io.Writer, rep *subjectReport) {
-	what := "disclosures"
+	what := "disclosures of personal data"
 	if rep.All {
-		what = "decisions"
+		what = "decisions about the personal data"
 	}
-	fmt.Fprintf(w, "%d %s of personal data of passenger %s recorded in %s\n", len(rep.Disclosures), what, rep.PassengerID, rep.AuditTopic)
+	fmt.Fprintf(w, "%d %s of passenger %s recorded in %s\n", len(rep.Disclosures), what, rep.PassengerID, rep.AuditTopic)
 	if len(rep.Disclosures) == 0 {
 		return
 	}

@@ -94,7 +94,7 @@ memory figures are the gateway's own; --broker measures against any Kafka
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&o.events, "events", 20000, "source events in the backlog the mirror and the gateway drain")
+	f.IntVar(&o.events, "events", 5000, "source events in the backlog the mirror and the gateway drain")
 	f.Int64Var(&o.seed, "seed", 1, "seed of the synthetic stream")
 	f.StringVar(&o.broker, "broker", "", "bootstrap address of an external Kafka (default: an embedded broker)")
 	f.StringVar(&o.embedded, "embedded", "child", "where the embedded broker runs: child (a child process, so CPU and memory are the gateway's) or in-process")
@@ -104,7 +104,7 @@ memory figures are the gateway's own; --broker measures against any Kafka
 	f.IntVar(&o.queue, "queue", 4, "gateway queue length per worker")
 	f.DurationVar(&o.latency, "latency", 10*time.Second, "duration of the latency phase at half the maximum load (0: skip it)")
 	f.BoolVar(&o.mirror, "mirror", true, "measure the mirror (false: gateway only, e.g. for a long backlog)")
-	f.BoolVar(&o.warm, "warm", false, "drain the backlog a second time with the decision cache the first drain filled (the hit ratio of a long-running gateway)")
+	f.BoolVar(&o.warm, "warm", true, "drain the backlog a second time with the decision cache the first drain filled (the hit ratio of a long-running gateway)")
 	f.IntVar(&o.cacheSize, "decision-cache", policy.DefaultCacheSize, "decision cache entries (as dgw run; larger keeps more of a diverse stream)")
 	f.BoolVar(&o.pad, "pad", true, "grow the synthetic events to 1-3 KB (false: their natural 0.2-0.6 KB)")
 	f.BoolVar(&o.json, "json", false, "print the results as JSON")

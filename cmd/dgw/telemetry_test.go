@@ -389,6 +389,12 @@ func dashboardExprs(t *testing.T) []string {
 func TestTelemetryEndToEnd(t *testing.T) {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	t.Cleanup(func() {
+		if t.Failed() {
+			lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+			t.Logf("last gateway log lines:\n%s", strings.Join(lines[max(0, len(lines)-40):], "\n"))
+		}
+	})
 	const maxRecord = 64 << 10
 	tb := newTelBed(t, faultyPolicy(t), maxRecord, log)
 	p := tb.parts

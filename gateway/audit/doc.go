@@ -53,5 +53,8 @@
 // duplicate. Records removed from the end of a chain leave no trace in the
 // chain itself; Heads from one verification, kept elsewhere and passed to
 // the next as anchors, detect that. Records deleted by the topic's
-// retention are not tampering: a chain may then start after seq 1.
+// retention are not tampering: a chain may then start after seq 1. Once
+// retention has deleted records from a partition, the verifier can no
+// longer tell a removed first record of a chain from an expired one;
+// anchors cover that too.
 package audit

@@ -73,7 +73,7 @@ func ExampleContext() {
 	}
 	fmt.Println(dc.Key())
 	// Output:
-	// {"event":{"type":"assistance","purpose":"service","point_of_sale":"KZ","origin_country":"KZ","destination_country":"DE","route":["KZ","DE"],"employer_paid":false},"subject":{"minor":true,"citizenship":"KZ","consents":{"health_data":false},"objections":[],"erased":false},"schema":{"name":"dgw.events.assistance.SpecialAssistance"}}
+	// {"event":{"type":"assistance","purpose":"service","point_of_sale":"KZ","origin_country":"KZ","destination_country":"DE","route":["KZ","DE"],"employer_paid":false},"subject":{"minor":true,"citizenship":"KZ","consents":{"health_data":false},"objections":[],"erased":false,"vital_interest":false},"schema":{"name":"dgw.events.assistance.SpecialAssistance"}}
 }
 
 func ExampleToJSON() {
