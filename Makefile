@@ -21,7 +21,7 @@ dev:
 
 ## test: every test — Go (race detector on), the Rego tests through OPA's tester, the embedded-broker integration tests.
 test:
-	$(GO) test -race -shuffle=on -count=1 $(PKGS)
+	$(GO) test -race -shuffle=on -count=1 -timeout 30m $(PKGS)
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

@@ -187,10 +187,13 @@ type benchLatency struct {
 	AckP50Ms      float64 `json:"ack_p50_ms"`
 	AckP99Ms      float64 `json:"ack_p99_ms"`
 	AckMaxMs      float64 `json:"ack_max_ms"`
-	ReadRecords   int     `json:"readback_records"`
-	ReadP50Ms     float64 `json:"readback_p50_ms"`
-	ReadP99Ms     float64 `json:"readback_p99_ms"`
-	ReadMaxMs     float64 `json:"readback_max_ms"`
+	// ReadExpected is how many recipient records the gateway wrote for
+	// the latency phase; ReadRecords how many of them were read back.
+	ReadExpected int64   `json:"readback_expected"`
+	ReadRecords  int     `json:"readback_records"`
+	ReadP50Ms    float64 `json:"readback_p50_ms"`
+	ReadP99Ms    float64 `json:"readback_p99_ms"`
+	ReadMaxMs    float64 `json:"readback_max_ms"`
 }
 
 func (a *app) bench(ctx context.Context, o benchOptions) error {
@@ -731,7 +734,7 @@ func (a *app) benchGateway(ctx context.Context, o benchOptions, brokers, sources
 	}
 	var lat *benchLatency
 	if o.latency > 0 {
-		rate := gw.SourcePerSec / 2
+		rate := max(gw.SourcePerSec/2, 2)
 		progress("latency: %.0f events/s (half the maximum) for %s", rate, o.latency)
 		lat, err = a.benchLatency(ctx, brokers, p, wl, sourceOf, obs, rate, o.latency)
 	}
@@ -876,7 +879,7 @@ func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *
 		return nil, err
 	}
 	slices.Sort(read)
-	out.ReadRecords = len(read)
+	out.ReadExpected, out.ReadRecords = wantRecords, len(read)
 	out.ReadP50Ms, out.ReadP99Ms, out.ReadMaxMs = ms(quantile(read, 0.5)), ms(quantile(read, 0.99)), ms(quantile(read, 1))
 	return out, nil
 }

@@ -27,6 +27,19 @@ type Config struct {
 	// into the binary.
 	PolicyDir string `yaml:"policy_dir"`
 	SchemaDir string `yaml:"schema_dir"`
+	// PolicyWatch (default true) loads every change of policy_dir while
+	// dgw runs, once the new revision passes its checks (policy_live.go).
+	PolicyWatch bool `yaml:"policy_watch"`
+	// PolicyBundleURL, instead of policy_dir, takes the policy from an OPA
+	// bundle (.tar.gz), fetched at start and polled; PolicyBundleKeyFile
+	// (a PEM public key or a shared secret; PolicyBundleKeyAlg when it
+	// cannot be inferred) makes a valid signature mandatory.
+	PolicyBundleURL     string `yaml:"policy_bundle_url"`
+	PolicyBundleKeyFile string `yaml:"policy_bundle_key_file"`
+	PolicyBundleKeyAlg  string `yaml:"policy_bundle_key_alg"`
+	// PolicyPollInterval is how often the bundle URL is polled and the
+	// policy directory rescanned (a Go duration).
+	PolicyPollInterval string `yaml:"policy_poll_interval"`
 	// HashKeysFile holds one secret per recipient for the hash operator;
 	// DGW_HASH_KEY_<RECIPIENT> variables are read as well.
 	HashKeysFile string `yaml:"hash_keys_file"`
@@ -74,6 +87,10 @@ func defaultConfig() Config {
 		LogFormat:       "json",
 		LogLevel:        "info",
 		AdminAddr:       telemetry.DefaultAdminAddr,
+
+		// The policy source (policy_live.go).
+		PolicyWatch:        true,
+		PolicyPollInterval: defaultPolicyPollInterval,
 	}
 }
 
@@ -125,6 +142,9 @@ func (c *Config) envOverrides(environ []string) error {
 		if v, ok := env[k]; ok {
 			*p = v
 		}
+	}
+	if err := c.policyEnv(env); err != nil {
+		return err
 	}
 	if err := c.securityEnv(env); err != nil {
 		return err
@@ -181,6 +201,7 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("max_record_bytes: expected a positive integer, got %d", c.MaxRecordBytes))
 	}
 	errs = append(errs, c.validateSecurity()...)
+	errs = append(errs, c.validatePolicy()...)
 	if _, err := c.sessionTimeout(); err != nil {
 		errs = append(errs, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/dgwproject/dgw/gateway"
 	"github.com/dgwproject/dgw/gateway/audit"
 	"github.com/dgwproject/dgw/gateway/codec"
+	"github.com/dgwproject/dgw/gateway/policy"
 	"github.com/dgwproject/dgw/gateway/redact"
 	"github.com/dgwproject/dgw/gateway/synth"
 )
@@ -68,7 +69,7 @@ requests published to subject.requests (dgw subject request) apply at once:
 	f.BoolVar(&o.json, "json", false, "print the final summary as JSON")
 	f.IntVar(&o.corruptEvery, "corrupt-every", 500, "publish a corrupt record every N records (0: never)")
 	f.DurationVar(&o.interval, "interval", 2*time.Second, "how often to print the live summary")
-	f.StringVar(&o.policyDir, "policies", "", "policy directory (default: the built-in policies)")
+	f.StringVar(&o.policyDir, "policies", "", "policy directory, watched: a change is loaded once it passes its checks (default: the built-in policies)")
 	f.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	f.IntVar(&o.workers, "workers", 8, "gateway workers")
 	f.BoolVar(&o.trace, "trace", false, "print every span as a JSON line on stdout")
@@ -142,6 +143,19 @@ func (a *app) dev(ctx context.Context, o devOptions) error {
 			ready: obs.ready, extra: obs.gatewayOptions(), acct: acct})
 	}()
 
+	// With --policies, a changed policy directory is loaded while dev
+	// runs, once the new revision passes every check; the loop prints why
+	// one was rejected.
+	reloads := make(chan policy.Reload, 8)
+	if o.policyDir != "" {
+		defer followPolicy(ctx, p.decider, []policy.WatchOption{policy.WatchDir(o.policyDir)}, obs.providers.Meter,
+			func(r policy.Reload) {
+				select {
+				case reloads <- r:
+				default: // the loop has stopped or is behind: the log has it
+				}
+			}, log)()
+	}
 	tick := time.NewTicker(o.interval)
 	defer tick.Stop()
 	var runErr error
@@ -149,6 +163,8 @@ func (a *app) dev(ctx context.Context, o devOptions) error {
 loop:
 	for {
 		select {
+		case r := <-reloads:
+			printReload(a.stderr, r)
 		case <-tick.C:
 			if !o.json {
 				s := stats.Snapshot()

@@ -42,6 +42,7 @@ type evalEvent struct {
 
 func (a *app) evalCmd() *cobra.Command {
 	var recipientID, eventFile, eventType, policyDir, keysFile string
+	var consents []string
 	cmd := &cobra.Command{
 		Use:   "eval --recipient ID --event FILE|-",
 		Short: "Print exactly what one recipient would receive for one event, and the decision",
@@ -90,6 +91,9 @@ output ({"type": ..., "value": {...}}) or a bare value with --type.`,
 			if err != nil {
 				return failWith(2, fmt.Errorf("event: %w", err))
 			}
+			for _, c := range consents { // as subject state would record them
+				ev.Context.Subject.Consents[c] = true
+			}
 			res, err := evaluate(cmd, p, ev, r)
 			if err != nil {
 				return err
@@ -103,6 +107,7 @@ output ({"type": ..., "value": {...}}) or a bare value with --type.`,
 	cmd.Flags().StringVar(&eventFile, "event", "", "JSON event file, or - for standard input")
 	cmd.Flags().StringVar(&eventType, "type", "", "event type, when the input is a bare value")
 	cmd.Flags().StringVar(&policyDir, "policies", "", "policy directory (default: the built-in policies)")
+	cmd.Flags().StringSliceVar(&consents, "consent", nil, "a consent the passenger has given, as subject requests record it (e.g. cross_border, research); repeatable")
 	cmd.Flags().StringVar(&keysFile, "keys", "", "hash keys file (default: DGW_HASH_KEY_* variables, else development keys)")
 	return cmd
 }

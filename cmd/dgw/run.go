@@ -57,10 +57,11 @@ objections, erasures) and checks that the audit topic keeps its entries.`,
 			if err != nil {
 				return failWith(2, fmt.Errorf("audit key: %w", err))
 			}
-			p, err := buildParts(cmd.Context(), cfg.PolicyDir, cfg.SchemaDir, keys, cfg.MaxRecordBytes, log)
+			rp, err := loadRunPolicy(cmd.Context(), cfg, keys, log)
 			if err != nil {
 				return err
 			}
+			p := rp.parts
 			retention, _ := parseRetention(cfg.AuditRetention) // validated by loadConfig
 			acct, err := newAccountability(p.set, cfg.AuditTopic, cfg.SubjectTopic, akey, retention)
 			if err != nil {
@@ -81,6 +82,9 @@ objections, erasures) and checks that the audit topic keeps its entries.`,
 					return fmt.Errorf("create topics: %w", err)
 				}
 			}
+			// A changed policy directory or bundle is loaded while the
+			// gateway runs, once the new revision passes every check.
+			defer followPolicy(cmd.Context(), p.decider, rp.watch, obs.providers.Meter, nil, log)()
 			return runGateway(cmd.Context(), gatewayOptions{
 				brokers: cfg.Brokers, clientID: cfg.ClientID, group: cfg.Group, topics: topics,
 				deadLetter: cfg.DeadLetterTopic, held: cfg.HeldTopic, workers: cfg.Workers, queue: cfg.Queue,

@@ -23,8 +23,10 @@ const subjectRequestType = "subject_request"
 
 // parts are the core components every command builds the same way.
 type parts struct {
-	set        *schema.Set
-	decider    *policy.Decider
+	set *schema.Set
+	// decider serves the policy revision active now; run and dev replace
+	// it as the policy directory or bundle changes (policy_live.go).
+	decider    *policy.Live
 	recipients []*gateway.Recipient
 	redactor   *redact.Redactor
 	decoder    *codec.Decoder
@@ -42,11 +44,17 @@ func dirOr(dir string, embedded fs.FS) fs.FS {
 // dgw never starts with a partial policy or a recipient without its key.
 // popts are further policy options (dgw bench sizes the decision cache).
 func buildParts(ctx context.Context, policyDir, schemaDir string, keys redact.Keyring, maxRecord int, log *slog.Logger, popts ...policy.Option) (*parts, error) {
+	return buildPartsFrom(ctx, dirOr(policyDir, policies.FS), schemaDir, keys, maxRecord, log, popts...)
+}
+
+// buildPartsFrom is buildParts with the policy as a file system (run
+// fetches an OPA bundle into one).
+func buildPartsFrom(ctx context.Context, policyFS fs.FS, schemaDir string, keys redact.Keyring, maxRecord int, log *slog.Logger, popts ...policy.Option) (*parts, error) {
 	set, err := schema.Load(dirOr(schemaDir, schemas.FS))
 	if err != nil {
 		return nil, fmt.Errorf("load schemas: %w", err)
 	}
-	decider, err := policy.New(ctx, dirOr(policyDir, policies.FS),
+	decider, err := policy.NewLive(ctx, policyFS,
 		append([]policy.Option{policy.WithCatalogue(set.Catalogue()), policy.WithLogger(log)}, popts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("load policy: %w", err)

@@ -189,3 +189,37 @@ func FuzzProgram(f *testing.F) {
 		_, _ = sameDecoding(t, d, raw)
 	})
 }
+
+// BenchmarkDecodePaths compares the compiled program with the generic
+// reader (plus the separate context walk) on the synthetic stream.
+func BenchmarkDecodePaths(b *testing.B) {
+	set := internalSet(b)
+	d := NewDecoder(set)
+	g := synth.New(synth.Options{Seed: 5})
+	var msgs []gateway.Message
+	var bytes int
+	for range 200 {
+		ev := g.Next()
+		s, _ := set.ByEventType(ev.Type)
+		raw, err := Encode(s, ev.Value)
+		require.NoError(b, err)
+		msgs = append(msgs, gateway.Message{Value: raw})
+		bytes += len(raw)
+	}
+	for _, bc := range []struct {
+		name   string
+		decode func(gateway.Message) (*gateway.Event, error)
+	}{{"compiled", d.Decode}, {"generic", d.decodeGeneric}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(bytes / len(msgs)))
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := bc.decode(msgs[i%len(msgs)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}

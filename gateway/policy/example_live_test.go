@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -73,7 +74,8 @@ func ExampleNewLive() {
 }
 
 // Watch polls an OPA bundle URL: the first revision comes from the bundle,
-// a later bundle that does not compile is rejected and reported.
+// a later bundle that does not compile is rejected and reported. (The
+// policy here is a one-recipient toy, so that the example runs fast.)
 func ExampleLive_Watch() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -82,22 +84,18 @@ func ExampleLive_Watch() {
 		_, _ = w.Write(*served.Load())
 	}))
 	defer srv.Close()
-	first := bundleFrom(shippedWith(nil))
+	first := bundleFrom(tinyPolicy(tinyMasked))
 	served.Store(&first)
 
-	set, err := schema.Load(schemas.FS)
-	if err != nil {
-		log.Fatal(err)
-	}
 	fsys, err := policy.FetchBundle(ctx, srv.Client(), srv.URL, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
-	live, err := policy.NewLive(ctx, fsys, policy.WithCatalogue(set.Catalogue()))
+	live, err := policy.NewLive(ctx, fsys, policy.WithCatalogue(tinyCatalogue))
 	if err != nil {
 		log.Fatal(err)
 	}
-	broken := bundleFrom(shippedWith(map[string]string{"broken.rego": "package dgw\n\nallow if {\n"}))
+	broken := bundleFrom(tinyPolicy(tinyMasked, "broken.rego", "package dgw\n\nallow if {\n"))
 	served.Store(&broken)
 	reports := make(chan policy.Reload, 1)
 	go func() {
@@ -112,22 +110,21 @@ func ExampleLive_Watch() {
 	// problem: broken.rego:4: rego_parse_error: unexpected eof token
 }
 
-// bundleFrom builds a bundle as `opa build DIR` does.
+// bundleFrom builds a bundle of a policy directory as `opa build DIR` does:
+// the modules, and the data files merged into one data tree.
 func bundleFrom(files fstest.MapFS) []byte {
 	b := bundle.Bundle{Data: map[string]any{}}
-	for name, f := range files {
-		if strings.HasSuffix(name, ".rego") {
-			b.Modules = append(b.Modules, bundle.ModuleFile{URL: "/" + name, Path: "/" + name, Raw: f.Data})
-		}
-	}
 	data := map[string]any{}
-	for _, name := range []string{"data/recipients.json", "data/countries.json"} {
-		var doc map[string]any
-		if err := json.Unmarshal(files[name].Data, &doc); err != nil {
-			log.Fatal(err)
-		}
-		for k, v := range doc {
-			data[k] = v
+	for name, f := range files {
+		switch {
+		case strings.HasSuffix(name, ".rego"):
+			b.Modules = append(b.Modules, bundle.ModuleFile{URL: "/" + name, Path: "/" + name, Raw: f.Data})
+		case strings.HasPrefix(name, "data/") && strings.HasSuffix(name, ".json"):
+			var doc map[string]any
+			if err := json.Unmarshal(f.Data, &doc); err != nil {
+				log.Fatal(err)
+			}
+			maps.Copy(data, doc)
 		}
 	}
 	b.Data["data"] = data
