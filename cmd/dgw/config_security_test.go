@@ -190,16 +190,29 @@ func TestRunOverTLSAndSASL(t *testing.T) {
 	go func() { code <- a.run(ctx, []string{"run", "--config", cfgFile}) }()
 
 	// A reader over the same secured connection waits for the first
-	// delivery.
-	readCtx, readCancel := context.WithTimeout(t.Context(), 120*testTimeoutScale())
+	// delivery, unless run stops first.
+	readCtx, readCancel := context.WithTimeout(t.Context(), 180*testTimeoutScale())
 	defer readCancel()
 	src, err := kafka.NewSource(kafka.SourceConfig{Brokers: brokers, GroupID: "reader", Topics: outTopics, Security: sec,
 		MaxWait: 100 * time.Millisecond}, nil)
 	require.NoError(t, err)
 	defer src.Close(context.Background())
-	msg, _, err := src.Read(readCtx)
-	require.NoError(t, err, "no delivery over TLS+SASL; gateway log:\n%s", stderr.String())
-	assert.NotEmpty(t, string(msg.Header(gateway.HeaderEventID)))
+	type read struct {
+		msg gateway.Message
+		err error
+	}
+	got := make(chan read, 1)
+	go func() {
+		msg, _, err := src.Read(readCtx)
+		got <- read{msg, err}
+	}()
+	select {
+	case r := <-got:
+		require.NoError(t, r.err, "no delivery over TLS+SASL; gateway log:\n%s", stderr.String())
+		assert.NotEmpty(t, string(r.msg.Header(gateway.HeaderEventID)))
+	case c := <-code:
+		t.Fatalf("run stopped with exit code %d before delivering; log:\n%s", c, stderr.String())
+	}
 	cancel()
 	require.Equal(t, 0, <-code, stderr.String())
 

@@ -2,13 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -62,6 +65,36 @@ func runConfig(t *testing.T, p *parts, brokers []string, extra string) string {
 	return file
 }
 
+// runWith runs the gateway as run does (with the test bed's accountability)
+// until n records are handled, with extra pipeline options.
+func runWith(t *testing.T, tb *testBed, group string, n int64, opts ...gateway.Option) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var seen atomic.Int64
+	done := make(chan struct{})
+	obs := gateway.ObserverFunc(func(*gateway.EventResult) {
+		if seen.Add(1) == n {
+			close(done)
+		}
+	})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- runGateway(ctx, gatewayOptions{brokers: tb.brokers, clientID: group, group: group, topics: tb.sources,
+			deadLetter: testDeadLetter, held: testHeld, workers: 4, queue: 8, parts: tb.parts, log: discardLogger(),
+			observers: []gateway.Observer{obs}, extra: opts, acct: tb.acct})
+	}()
+	select {
+	case <-done:
+	case err := <-errc:
+		t.Fatalf("gateway stopped after %d of %d records: %v", seen.Load(), n, err)
+	case <-time.After(180 * testTimeoutScale()):
+		t.Fatalf("gateway handled %d of %d records before the deadline", seen.Load(), n)
+	}
+	cancel()
+	require.NoError(t, <-errc)
+}
+
 func redriveJSON(t *testing.T, args ...string) (redriveReport, string, int) {
 	t.Helper()
 	out, stderr, code := runCLI(t, nil, append([]string{"redrive", "--json"}, args...)...)
@@ -87,13 +120,15 @@ func TestRedriveHeld(t *testing.T) {
 	const down = "skychef-catering"
 	downTopic := "dgw.out." + down
 	tb := newBedWithout(t, downTopic)
-	events := generate(t, tb.parts, 30, 11)
+	events := generate(t, tb.parts, 24, 11)
 	var records []gateway.Disclosure
 	for _, e := range events {
 		records = append(records, e.record)
 	}
 	tb.publish(t, records...)
-	tb.runUntil(t, "redrive-src", int64(len(records)), nil)
+	// One delivery attempt, short backoffs: the missing topic fails fast.
+	runWith(t, tb, "redrive-src", int64(len(records)), gateway.WithSinkAttempts(1),
+		gateway.WithRetryBackoff(10*time.Millisecond, 50*time.Millisecond))
 
 	outTopics := slices.DeleteFunc(recipientTopics(tb.parts.recipients), func(s string) bool { return s == downTopic })
 	before := readAll(t, tb.brokers, append([]string{testHeld}, outTopics...)...)

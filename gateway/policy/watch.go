@@ -202,10 +202,21 @@ func (w *watcher) watchDir(ctx context.Context, dir string) {
 		log.Warn("cannot watch the policy directory for changes; rescanning it every poll interval only",
 			"interval", w.cfg.interval, "error", err.Error())
 	}
+	poll := time.NewTicker(w.cfg.interval)
+	defer poll.Stop()
+	settle := time.NewTimer(w.cfg.settle)
+	settle.Stop()
+	defer settle.Stop()
 	seen := ""
 	check := func() {
 		files, err := snapshot(os.DirFS(dir))
 		if err != nil {
+			if _, statErr := os.Stat(dir); errors.Is(err, fs.ErrNotExist) && statErr == nil {
+				// A file went away while it was read: the directory is
+				// changing. Look again once it has settled.
+				settle.Reset(w.cfg.settle)
+				return
+			}
 			seen = ""
 			w.report(ctx, Reload{Origin: origin, Previous: w.l.Revision(), Err: fmt.Errorf("policy %s: %w", origin, err)})
 			return
@@ -213,13 +224,6 @@ func (w *watcher) watchDir(ctx context.Context, dir string) {
 		w.candidate(ctx, files, origin, &seen)
 	}
 	check()
-	poll := time.NewTicker(w.cfg.interval)
-	defer poll.Stop()
-	settle := time.NewTimer(0)
-	if !settle.Stop() {
-		<-settle.C
-	}
-	defer settle.Stop()
 	for {
 		select {
 		case <-ctx.Done():
