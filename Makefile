@@ -92,7 +92,7 @@ chaos:
 
 ## chaos-ci: the reduced fault run: 3,000 events, 3 kills, 1 broker restart (about 2 minutes; not in CI yet, see README).
 chaos-ci:
-	DGW_CHAOS_EVENTS=3000 DGW_CHAOS_KILLS=3 DGW_CHAOS_BROKER_RESTARTS=1 DGW_CHAOS_RATE=250 \
+	DGW_CHAOS_EVENTS=3000 DGW_CHAOS_KILLS=3 DGW_CHAOS_BROKER_RESTARTS=1 DGW_CHAOS_RATE=250 DGW_CHAOS_DIR=$(CHAOS_DIR) \
 		$(GO) test -tags chaos -count=1 -timeout 15m -run '^TestChaos$$' -v ./cmd/dgw
 
 tidy-check:

@@ -57,10 +57,11 @@ fixes. --from deadletter replays it for every recipient, e.g. after deploying
 a schema that was missing; records still bad return to the dead-letter topic.
 
 Configuration is that of run (--config and DGW_* variables, the same hash
-and audit keys); like run, redrive decides with the current subject state and
-audits every decision before its delivery. --brokers overrides the brokers. --dry-run decides and redacts without
-writing or committing anything and reports what would happen. The exit code
-is 1 when records were held or dead-lettered again.`,
+and audit keys); like run, redrive decides with the current subject state
+and audits every decision before its delivery. --brokers overrides the
+brokers. --dry-run decides and redacts without writing or committing
+anything and reports what would happen. The exit code is 1 when records were
+held or dead-lettered again. Run one redrive of a topic at a time.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch o.from {
