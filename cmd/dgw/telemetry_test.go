@@ -470,7 +470,10 @@ func TestTelemetryEndToEnd(t *testing.T) {
 		}
 		require.GreaterOrEqual(t, len(want), 10, "recipients with deliveries: %v", want)
 		var got map[string]string
-		waitFor(t, "Prometheus has the final delivery counts", 30*time.Second, func() bool {
+		var held []telemetrytest.Sample
+		// A scrape can fall between the counters one event updates, so wait
+		// until one scrape has both the final delivery and held counts.
+		waitFor(t, "Prometheus has the final delivery and held counts", 30*time.Second, func() bool {
 			samples, err := telemetrytest.Query(t.Context(), prom, `dgw_deliveries_total{outcome="delivered"}`)
 			require.NoError(t, err)
 			got = map[string]string{}
@@ -478,10 +481,10 @@ func TestTelemetryEndToEnd(t *testing.T) {
 				assert.Equal(t, "dgw", s.Labels["job"])
 				got[s.Labels["recipient"]] = s.Value
 			}
-			return assert.ObjectsAreEqual(want, got)
+			held, err = telemetrytest.Query(t.Context(), prom, `dgw_held_total{reason="policy-error"}`)
+			require.NoError(t, err)
+			return assert.ObjectsAreEqual(want, got) && len(held) == 1 && held[0].Value == strconv.Itoa(len(events))
 		})
-		held, err := telemetrytest.Query(t.Context(), prom, `dgw_held_total{reason="policy-error"}`)
-		require.NoError(t, err)
 		require.Len(t, held, 1)
 		assert.Equal(t, faultyRecipient, held[0].Labels["recipient"])
 		assert.Equal(t, strconv.Itoa(len(events)), held[0].Value, "every copy for the faulty recipient is held")
