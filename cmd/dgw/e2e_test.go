@@ -93,7 +93,7 @@ func (tb *testBed) runUntil(t *testing.T, group string, n int64, log *slog.Logge
 	case <-done:
 	case err := <-errc:
 		t.Fatalf("gateway stopped before processing %d records (%d done): %v", n, seen.Load(), err)
-	case <-time.After(120 * testTimeoutScale()):
+	case <-time.After(300 * testTimeoutScale()):
 		t.Fatalf("gateway processed %d of %d records before the deadline", seen.Load(), n)
 	}
 	cancel()
