@@ -4,7 +4,14 @@
 // any fails, validates the recipients registry against the schema
 // catalogue, and prepares data.dgw.decision once. Decide then evaluates the
 // prepared query per (decision context, recipient), with a bounded cache
-// keyed by the exact context. It is the only package that imports OPA.
+// keyed by the parts of the context the policy reads. It is the only
+// package that imports OPA.
+//
+// Live serves one revision at a time and replaces it, atomically, only with
+// a revision that passes every check of Check; Watch follows a policy
+// directory (file events and a periodic rescan) or an OPA bundle URL
+// (signature verified when a key is given). The pipeline takes one
+// Snapshot per event, so an event is decided by exactly one revision.
 //
 // The contract with the Rego (policies/README.md): the query
 // data.dgw.decision returns {allow, fields, basis, transfer, reasons};
@@ -34,9 +41,9 @@ import (
 
 // DefaultCacheSize is the number of decisions a Decider keeps by default:
 // about 30 MB, as entries with equal decisions share them. On the generated
-// stream (gateway/synth), where one event in five has a context not seen
-// before, it answers about 85% of the (event, recipient) decisions once
-// warm (BenchmarkDecideStream).
+// stream (gateway/synth, BenchmarkDecideStream) it answers 76% of the
+// (event, recipient) decisions over the first 20,000 events and 85% over
+// 100,000; the others are contexts the stream had not produced before.
 const DefaultCacheSize = 100_000
 
 // Option configures New.
