@@ -78,7 +78,7 @@ bench-smoke:
 ## chaos: the full fault run (README, "Fault testing"): the broker in its own process with a data
 ## directory, a generator producing continuously, 3 `dgw run` processes in one group SIGKILLed at
 ## random and restarted, the broker stopped and killed and restarted, then an independent checker.
-## About an hour on 2 cores. Logs, broker data and report.txt go to CHAOS_DIR when set.
+## 15–30 minutes on 2 cores. Logs, broker data and report.txt go to CHAOS_DIR when set.
 CHAOS_EVENTS          ?= 100000
 CHAOS_KILLS           ?= 24
 CHAOS_BROKER_RESTARTS ?= 2

@@ -247,6 +247,19 @@ func (g *gatewaySlot) kill(delay time.Duration) bool {
 	return true
 }
 
+// abandon ends supervision and kills the process, if any is left.
+func (g *gatewaySlot) abandon() {
+	g.mu.Lock()
+	g.stopping = true
+	p := g.p
+	g.mu.Unlock()
+	if p != nil {
+		p.signal(syscall.SIGKILL)
+		<-p.done
+	}
+	g.supervising.Wait()
+}
+
 // stop ends supervision and stops the process gracefully (SIGTERM: it
 // drains and commits).
 func (g *gatewaySlot) stop() (graceful bool) {
@@ -303,6 +316,12 @@ func TestChaos(t *testing.T) {
 		slots[i] = &gatewaySlot{id: i, bin: bin, cfg: cfg, dir: prm.dir, env: env}
 		slots[i].run(t)
 	}
+	// A failed run leaves no gateway behind.
+	defer func() {
+		for _, g := range slots {
+			g.abandon()
+		}
+	}()
 
 	// The generator.
 	genCtx, genCancel := context.WithCancel(t.Context())
