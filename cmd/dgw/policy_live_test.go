@@ -244,7 +244,7 @@ func TestPolicyReloadWhileRunning(t *testing.T) {
 		}
 	}
 
-	send(10)
+	send(6)
 	seatRule := "\t\t\"itinerary.segments.seat\": \"keep\",\n\t},\n}\n\ngrants.service_provider.checkin"
 	bad := []struct {
 		name   string
@@ -284,7 +284,7 @@ func TestPolicyReloadWhileRunning(t *testing.T) {
 		} else {
 			require.NoError(t, os.Remove(filepath.Join(dir, b.file)))
 		}
-		send(5) // still forwarded, by the first revision
+		send(3) // still forwarded, by the first revision
 	}
 	for _, r := range handled {
 		for _, rr := range r.Recipients {
@@ -298,14 +298,14 @@ func TestPolicyReloadWhileRunning(t *testing.T) {
 		"grants.service_provider.booking := {\n\t\"purposes\": {\"contract\", \"service\"},",
 		"grants.service_provider.booking := {\n\t\"purposes\": {\"service\"},"))
 	activated, after := false, 0
-	for batch := 0; batch < 40 && after < 2; batch++ {
+	for batch := 0; batch < 80 && after < 3; batch++ {
 		select {
 		case r := <-reports:
 			require.True(t, r.Activated, "%v %v", r.Problems, r.Err)
 			activated = true
 		default:
 		}
-		send(4)
+		send(2)
 		if activated {
 			after++
 		}
@@ -314,8 +314,8 @@ func TestPolicyReloadWhileRunning(t *testing.T) {
 		r := nextReport()
 		require.True(t, r.Activated, "%v %v", r.Problems, r.Err)
 	}
-	for ; after < 2; after++ {
-		send(4)
+	for ; after < 3; after++ {
+		send(2)
 	}
 	second := p.decider.Current()
 	require.NotEqual(t, first.Revision(), second.Revision())

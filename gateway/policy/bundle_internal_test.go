@@ -200,3 +200,20 @@ const tinyRegistryForInternal = `{"recipients": [
   {"id": "a"},
   {"id": "b"}
 ]}`
+
+// FuzzParseBundleKey: any key file gives a key or an error, never a panic;
+// a key always has a known algorithm.
+func FuzzParseBundleKey(f *testing.F) {
+	f.Add([]byte("secret"), "")
+	f.Add([]byte("-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"), "ES256")
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), "")
+	f.Add([]byte(""), "HS512")
+	f.Fuzz(func(t *testing.T, b []byte, alg string) {
+		k, err := parseBundleKey(b, alg)
+		if err != nil {
+			return
+		}
+		assert.Contains(t, bundleAlgorithms, k.Algorithm)
+		assert.NotEmpty(t, k.Key)
+	})
+}
