@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+
+	keysecret "github.com/dgwproject/dgw/gateway/secret"
 )
 
 // MinKeyLen is the shortest audit secret accepted, in bytes after decoding.
@@ -43,7 +44,7 @@ type keyData struct {
 // bytes. source says where the secret came from, for messages.
 func NewKey(secret []byte, source string) (Key, error) {
 	if len(secret) < MinKeyLen {
-		return Key{}, fmt.Errorf("audit key from %s: %w: %d bytes, need at least %d", source, errShortKey, len(secret), MinKeyLen)
+		return Key{}, fmt.Errorf("audit key from %s: %w: %d bytes, need at least %d", source, keysecret.ErrTooShort, len(secret), MinKeyLen)
 	}
 	s := bytes.Clone(secret)
 	mac := hmac.New(sha256.New, s)
@@ -69,7 +70,7 @@ func LoadKey(file string) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("audit key: %w", err)
 	}
-	secret, err := decodeSecret(strings.TrimSpace(string(b)))
+	secret, err := keysecret.Decode(strings.TrimSpace(string(b)), MinKeyLen)
 	if err != nil {
 		return Key{}, fmt.Errorf("audit key file %s: %w", file, err)
 	}
@@ -84,7 +85,7 @@ func KeyFromEnv(environ []string) (Key, error) {
 		if !ok || name != EnvKey {
 			continue
 		}
-		secret, err := decodeSecret(strings.TrimSpace(val))
+		secret, err := keysecret.Decode(strings.TrimSpace(val), MinKeyLen)
 		if err != nil {
 			return Key{}, fmt.Errorf("audit key: variable %s: %w", EnvKey, err)
 		}
@@ -147,28 +148,3 @@ func (k Key) GoString() string { return k.String() }
 
 // Format prints String for every verb.
 func (k Key) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(k.String())) }
-
-var errShortKey = errors.New("secret too short")
-
-func decodeSecret(s string) ([]byte, error) {
-	var b []byte
-	switch {
-	case strings.HasPrefix(s, "base64:"):
-		var err error
-		if b, err = base64.StdEncoding.DecodeString(s[len("base64:"):]); err != nil {
-			// The decoder's error quotes the offending byte: drop it.
-			return nil, errors.New("secret is not valid base64")
-		}
-	case strings.HasPrefix(s, "hex:"):
-		var err error
-		if b, err = hex.DecodeString(s[len("hex:"):]); err != nil {
-			return nil, errors.New("secret is not valid hex")
-		}
-	default:
-		b = []byte(s)
-	}
-	if len(b) < MinKeyLen {
-		return nil, fmt.Errorf("%w: %d bytes, need at least %d", errShortKey, len(b), MinKeyLen)
-	}
-	return b, nil
-}

@@ -2,17 +2,15 @@ package redact
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 	"strings"
+
+	keysecret "github.com/dgwproject/dgw/gateway/secret"
 )
 
 // MinKeyLen is the shortest hash secret accepted, in bytes (after decoding).
@@ -115,7 +113,7 @@ func parseKeys(r io.Reader, file string) (map[string][]byte, error) {
 		if _, dup := out[id]; dup {
 			return nil, fmt.Errorf("hash keys %s:%d: recipient %s has two keys", file, n, id)
 		}
-		b, err := decodeSecret(secret)
+		b, err := keysecret.Decode(secret, MinKeyLen)
 		if err != nil {
 			return nil, fmt.Errorf("hash keys %s:%d: recipient %s: %w", file, n, id, err)
 		}
@@ -146,38 +144,13 @@ func KeyringFromEnv(environ []string) (Keyring, error) {
 		if _, dup := m[suffix]; dup {
 			return Keyring{}, fmt.Errorf("hash keys: variable %s is set twice", name)
 		}
-		b, err := decodeSecret(strings.TrimSpace(val))
+		b, err := keysecret.Decode(strings.TrimSpace(val), MinKeyLen)
 		if err != nil {
 			return Keyring{}, fmt.Errorf("hash keys: variable %s: %w", name, err)
 		}
 		m[suffix] = b
 	}
 	return Keyring{&keys{source: "environment", byName: m, env: true}}, nil
-}
-
-var errShortKey = errors.New("secret too short")
-
-func decodeSecret(s string) ([]byte, error) {
-	var b []byte
-	switch {
-	case strings.HasPrefix(s, "base64:"):
-		var err error
-		if b, err = base64.StdEncoding.DecodeString(s[len("base64:"):]); err != nil {
-			// The decoder's error quotes an offset and the bad byte: drop it.
-			return nil, errors.New("secret is not valid base64")
-		}
-	case strings.HasPrefix(s, "hex:"):
-		var err error
-		if b, err = hex.DecodeString(s[len("hex:"):]); err != nil {
-			return nil, errors.New("secret is not valid hex")
-		}
-	default:
-		b = []byte(s)
-	}
-	if len(b) < MinKeyLen {
-		return nil, fmt.Errorf("%w: %d bytes, need at least %d", errShortKey, len(b), MinKeyLen)
-	}
-	return bytes.Clone(b), nil
 }
 
 // describe is the only text a Keyring ever prints.
