@@ -342,8 +342,9 @@ func tooManyDigits(n *big.Int, p int) bool {
 	return new(big.Int).Abs(n).Cmp(pow10(p)) >= 0
 }
 
-// twosComplement encodes n big-endian in the fewest bytes.
-func twosComplement(n *big.Int) []byte {
+// TwosComplement encodes n big-endian in the fewest bytes, as Avro
+// decimals are written.
+func TwosComplement(n *big.Int) []byte {
 	if n.Sign() >= 0 {
 		b := n.Bytes()
 		if len(b) == 0 || b[0]&0x80 != 0 {

@@ -329,7 +329,7 @@ func toJSON(buf *bytes.Buffer, s avro.Schema, v any, path string) error {
 	case avro.Record:
 		m, ok := v.(map[string]any)
 		if !ok {
-			return verr(path, "expected record, got %s", typeName(v))
+			return verr(path, "expected record, got %s", TypeName(v))
 		}
 		buf.WriteByte('{')
 		for i, f := range s.(*avro.RecordSchema).Fields() {
@@ -347,7 +347,7 @@ func toJSON(buf *bytes.Buffer, s avro.Schema, v any, path string) error {
 	case avro.Array:
 		arr, ok := v.([]any)
 		if !ok {
-			return verr(path, "expected array, got %s", typeName(v))
+			return verr(path, "expected array, got %s", TypeName(v))
 		}
 		buf.WriteByte('[')
 		for i, e := range arr {
@@ -381,7 +381,7 @@ func toJSON(buf *bytes.Buffer, s avro.Schema, v any, path string) error {
 	default:
 		b, err := json.Marshal(x)
 		if err != nil {
-			return verr(path, "cannot render %s as JSON", typeName(v))
+			return verr(path, "cannot render %s as JSON", TypeName(v))
 		}
 		buf.Write(b)
 	}

@@ -11,12 +11,13 @@ import (
 	"github.com/hamba/avro/v2"
 )
 
-func appendLong(dst []byte, v int64) []byte {
+// AppendLong appends the Avro (zig-zag varint) encoding of an int or long.
+func AppendLong(dst []byte, v int64) []byte {
 	return binary.AppendUvarint(dst, uint64((v<<1)^(v>>63)))
 }
 
 func appendBytes(dst, b []byte) []byte {
-	return append(appendLong(dst, int64(len(b))), b...)
+	return append(AppendLong(dst, int64(len(b))), b...)
 }
 
 // write appends the Avro binary encoding of the normalised value v.
@@ -24,13 +25,13 @@ func write(dst []byte, s avro.Schema, v any, path string) ([]byte, error) {
 	switch s.Type() {
 	case avro.Null:
 		if v != nil {
-			return nil, verr(path, "expected null, got %s", typeName(v))
+			return nil, verr(path, "expected null, got %s", TypeName(v))
 		}
 		return dst, nil
 	case avro.Boolean:
 		b, ok := v.(bool)
 		if !ok {
-			return nil, verr(path, "expected boolean, got %s", typeName(v))
+			return nil, verr(path, "expected boolean, got %s", TypeName(v))
 		}
 		if b {
 			return append(dst, 1), nil
@@ -40,41 +41,41 @@ func write(dst []byte, s avro.Schema, v any, path string) ([]byte, error) {
 		if isLogical(s, avro.Date) {
 			t, ok := v.(time.Time)
 			if !ok {
-				return nil, verr(path, "expected date (time.Time), got %s", typeName(v))
+				return nil, verr(path, "expected date (time.Time), got %s", TypeName(v))
 			}
 			if t.Before(minTime) || !t.Before(maxTime) {
 				return nil, verr(path, "date out of range 1900-01-01..2200-12-31")
 			}
 			days := int64(math.Floor(float64(t.Unix()) / 86400))
-			return appendLong(dst, days), nil
+			return AppendLong(dst, days), nil
 		}
 		n, ok := asInt64(v)
 		if !ok {
-			return nil, verr(path, "expected int, got %s", typeName(v))
+			return nil, verr(path, "expected int, got %s", TypeName(v))
 		}
 		if n < math.MinInt32 || n > math.MaxInt32 {
 			return nil, verr(path, "int out of 32-bit range")
 		}
-		return appendLong(dst, n), nil
+		return AppendLong(dst, n), nil
 	case avro.Long:
 		if isLogical(s, avro.TimestampMillis) || isLogical(s, avro.TimestampMicros) {
 			t, ok := v.(time.Time)
 			if !ok {
-				return nil, verr(path, "expected timestamp (time.Time), got %s", typeName(v))
+				return nil, verr(path, "expected timestamp (time.Time), got %s", TypeName(v))
 			}
 			if t.Before(minTime) || !t.Before(maxTime) {
 				return nil, verr(path, "timestamp out of range 1900..2200")
 			}
 			if isLogical(s, avro.TimestampMicros) {
-				return appendLong(dst, t.UnixMicro()), nil
+				return AppendLong(dst, t.UnixMicro()), nil
 			}
-			return appendLong(dst, t.UnixMilli()), nil
+			return AppendLong(dst, t.UnixMilli()), nil
 		}
 		n, ok := asInt64(v)
 		if !ok {
-			return nil, verr(path, "expected long, got %s", typeName(v))
+			return nil, verr(path, "expected long, got %s", TypeName(v))
 		}
-		return appendLong(dst, n), nil
+		return AppendLong(dst, n), nil
 	case avro.Float:
 		var f float32
 		switch x := v.(type) {
@@ -83,7 +84,7 @@ func write(dst []byte, s avro.Schema, v any, path string) ([]byte, error) {
 		case float64:
 			f = float32(x)
 		default:
-			return nil, verr(path, "expected float, got %s", typeName(v))
+			return nil, verr(path, "expected float, got %s", TypeName(v))
 		}
 		return binary.LittleEndian.AppendUint32(dst, math.Float32bits(f)), nil
 	case avro.Double:
@@ -94,35 +95,35 @@ func write(dst []byte, s avro.Schema, v any, path string) ([]byte, error) {
 		case float32:
 			f = float64(x)
 		default:
-			return nil, verr(path, "expected double, got %s", typeName(v))
+			return nil, verr(path, "expected double, got %s", TypeName(v))
 		}
 		return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f)), nil
 	case avro.String:
 		str, ok := v.(string)
 		if !ok {
-			return nil, verr(path, "expected string, got %s", typeName(v))
+			return nil, verr(path, "expected string, got %s", TypeName(v))
 		}
 		if !utf8.ValidString(str) {
 			return nil, verr(path, "string is not valid UTF-8")
 		}
-		dst = appendLong(dst, int64(len(str)))
+		dst = AppendLong(dst, int64(len(str)))
 		return append(dst, str...), nil
 	case avro.Bytes, avro.Fixed:
 		var b []byte
 		if d, ok := decimalOf(s); ok {
 			r, ok := v.(*big.Rat)
 			if !ok || r == nil {
-				return nil, verr(path, "expected decimal (*big.Rat), got %s", typeName(v))
+				return nil, verr(path, "expected decimal (*big.Rat), got %s", TypeName(v))
 			}
 			n, err := d.unscaled(r, path)
 			if err != nil {
 				return nil, err
 			}
-			b = twosComplement(n)
+			b = TwosComplement(n)
 		} else {
 			x, ok := v.([]byte)
 			if !ok {
-				return nil, verr(path, "expected bytes, got %s", typeName(v))
+				return nil, verr(path, "expected bytes, got %s", TypeName(v))
 			}
 			b = x
 		}
@@ -144,13 +145,13 @@ func write(dst []byte, s avro.Schema, v any, path string) ([]byte, error) {
 		es := s.(*avro.EnumSchema)
 		str, ok := v.(string)
 		if !ok {
-			return nil, verr(path, "expected enum symbol of %s, got %s", es.FullName(), typeName(v))
+			return nil, verr(path, "expected enum symbol of %s, got %s", es.FullName(), TypeName(v))
 		}
 		i := slices.Index(es.Symbols(), str)
 		if i < 0 {
 			return nil, verr(path, "not a symbol of enum %s", es.FullName())
 		}
-		return appendLong(dst, int64(i)), nil
+		return AppendLong(dst, int64(i)), nil
 	case avro.Array:
 		items := s.(*avro.ArraySchema).Items()
 		arr, ok := v.([]any)
@@ -158,10 +159,10 @@ func write(dst []byte, s avro.Schema, v any, path string) ([]byte, error) {
 			if v == nil {
 				return append(dst, 0), nil
 			}
-			return nil, verr(path, "expected array, got %s", typeName(v))
+			return nil, verr(path, "expected array, got %s", TypeName(v))
 		}
 		if len(arr) > 0 {
-			dst = appendLong(dst, int64(len(arr)))
+			dst = AppendLong(dst, int64(len(arr)))
 			for _, x := range arr {
 				var err error
 				if dst, err = write(dst, items, x, path); err != nil {
@@ -174,7 +175,7 @@ func write(dst []byte, s avro.Schema, v any, path string) ([]byte, error) {
 		vs := s.(*avro.MapSchema).Values()
 		m, ok := v.(map[string]any)
 		if !ok {
-			return nil, verr(path, "expected map, got %s", typeName(v))
+			return nil, verr(path, "expected map, got %s", TypeName(v))
 		}
 		keys := make([]string, 0, len(m))
 		for k := range m {
@@ -182,7 +183,7 @@ func write(dst []byte, s avro.Schema, v any, path string) ([]byte, error) {
 		}
 		slices.Sort(keys)
 		if len(keys) > 0 {
-			dst = appendLong(dst, int64(len(keys)))
+			dst = AppendLong(dst, int64(len(keys)))
 			for _, k := range keys {
 				dst = appendBytes(dst, []byte(k))
 				var err error
@@ -196,7 +197,7 @@ func write(dst []byte, s avro.Schema, v any, path string) ([]byte, error) {
 		rec := s.(*avro.RecordSchema)
 		m, ok := v.(map[string]any)
 		if !ok {
-			return nil, verr(path, "expected record %s, got %s", rec.FullName(), typeName(v))
+			return nil, verr(path, "expected record %s, got %s", rec.FullName(), TypeName(v))
 		}
 		for _, f := range rec.Fields() {
 			x, present := m[f.Name()]
@@ -225,9 +226,9 @@ func write(dst []byte, s avro.Schema, v any, path string) ([]byte, error) {
 			}
 		}
 		if idx < 0 {
-			return nil, verr(path, "expected a value of the union, got %s", typeName(v))
+			return nil, verr(path, "expected a value of the union, got %s", TypeName(v))
 		}
-		dst = appendLong(dst, int64(idx))
+		dst = AppendLong(dst, int64(idx))
 		return write(dst, types[idx], v, path)
 	case avro.Ref:
 		return write(dst, s.(*avro.RefSchema).Schema(), v, path)
@@ -263,8 +264,9 @@ func asInt64(v any) (int64, bool) {
 	return 0, false
 }
 
-// typeName describes v's type without its value.
-func typeName(v any) string {
+// TypeName describes the type of a normalised value without its value,
+// for errors that must not quote personal data.
+func TypeName(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"

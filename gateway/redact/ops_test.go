@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/dgwproject/dgw/gateway/codec"
 )
 
 func mask(format, s string) string { return string(appendMask(nil, format, s)) }
@@ -83,7 +85,7 @@ func TestFixLength(t *testing.T) {
 			dst = append(dst, 'x')
 		}
 		dst = fixLength(dst, 3)
-		want := appendLong([]byte("hdr"), int64(n))
+		want := codec.AppendLong([]byte("hdr"), int64(n))
 		for range n {
 			want = append(want, 'x')
 		}

@@ -152,7 +152,7 @@ func (r *run) fields(dst []byte, h *hasher, n *node, m map[string]any) ([]byte, 
 		if !c.array {
 			sub, ok := v.(map[string]any)
 			if !ok {
-				return nil, verr(path, "expected a record, got %s", typeName(v))
+				return nil, verr(path, "expected a record, got %s", codec.TypeName(v))
 			}
 			dst = append(dst, 2)
 			if dst, err = r.fields(dst, h, c, sub); err != nil {
@@ -162,11 +162,11 @@ func (r *run) fields(dst []byte, h *hasher, n *node, m map[string]any) ([]byte, 
 		}
 		arr, ok := v.([]any)
 		if !ok {
-			return nil, verr(path, "expected an array, got %s", typeName(v))
+			return nil, verr(path, "expected an array, got %s", codec.TypeName(v))
 		}
 		dst = append(dst, 2)
 		if len(arr) > 0 {
-			dst = appendLong(dst, int64(len(arr)))
+			dst = codec.AppendLong(dst, int64(len(arr)))
 			for _, item := range arr {
 				if item == nil {
 					if !c.itemsNull {
@@ -177,7 +177,7 @@ func (r *run) fields(dst []byte, h *hasher, n *node, m map[string]any) ([]byte, 
 				}
 				sub, ok := item.(map[string]any)
 				if !ok {
-					return nil, verr(path, "expected records in the array, got %s", typeName(item))
+					return nil, verr(path, "expected records in the array, got %s", codec.TypeName(item))
 				}
 				if c.itemsNull {
 					dst = append(dst, 2)
@@ -204,10 +204,10 @@ func (r *run) leaf(dst []byte, h *hasher, l *leaf, v any) ([]byte, error) {
 	}
 	arr, ok := v.([]any)
 	if !ok {
-		return nil, verr(l.path, "expected an array, got %s", typeName(v))
+		return nil, verr(l.path, "expected an array, got %s", codec.TypeName(v))
 	}
 	if len(arr) > 0 {
-		dst = appendLong(dst, int64(len(arr)))
+		dst = codec.AppendLong(dst, int64(len(arr)))
 		for _, item := range arr {
 			if item == nil {
 				if !l.itemsNull {
@@ -236,7 +236,7 @@ func (r *run) value(dst []byte, h *hasher, l *leaf, op opCode, v any) ([]byte, e
 	case opMask:
 		s, ok := v.(string)
 		if !ok {
-			return nil, verr(l.path, "expected string, got %s", typeName(v))
+			return nil, verr(l.path, "expected string, got %s", codec.TypeName(v))
 		}
 		if !utf8.ValidString(s) {
 			return nil, verr(l.path, "string is not valid UTF-8")
@@ -253,23 +253,23 @@ func (r *run) value(dst []byte, h *hasher, l *leaf, op opCode, v any) ([]byte, e
 		canon, ok := appendCanonical(h.buf[:0], l, v)
 		h.buf = canon[:0]
 		if !ok {
-			return nil, verr(l.path, "expected %s, got %s", l.kind, typeName(v))
+			return nil, verr(l.path, "expected %s, got %s", l.kind, codec.TypeName(v))
 		}
-		dst = appendLong(dst, hashLen)
+		dst = codec.AppendLong(dst, hashLen)
 		return h.appendHash(dst, canon), nil
 	case opGeneralise:
 		t, ok := v.(time.Time)
 		if !ok {
-			return nil, verr(l.path, "expected %s, got %s", l.kind, typeName(v))
+			return nil, verr(l.path, "expected %s, got %s", l.kind, codec.TypeName(v))
 		}
 		if t.Before(minTime) || !t.Before(maxTime) {
 			return nil, verr(l.path, "%s out of range 1900..2200", l.kind)
 		}
 		switch l.gen {
 		case genYear:
-			return appendLong(dst, int64(t.UTC().Year())), nil
+			return codec.AppendLong(dst, int64(t.UTC().Year())), nil
 		case genDate:
-			return appendLong(dst, days(t)), nil
+			return codec.AppendLong(dst, days(t)), nil
 		case genAgeBand:
 			if r.at.IsZero() {
 				return nil, verr(l.path, "an age band needs the event time, and the event has none")
@@ -278,7 +278,7 @@ func (r *run) value(dst []byte, h *hasher, l *leaf, op opCode, v any) ([]byte, e
 			if !ok {
 				return nil, verr(l.path, "birth date after the event time")
 			}
-			dst = appendLong(dst, int64(len(band)))
+			dst = codec.AppendLong(dst, int64(len(band)))
 			return append(dst, band...), nil
 		}
 	}
@@ -287,7 +287,7 @@ func (r *run) value(dst []byte, h *hasher, l *leaf, op opCode, v any) ([]byte, e
 
 // keepValue writes v unchanged in the source's type.
 func keepValue(dst []byte, l *leaf, v any) ([]byte, error) {
-	bad := func() ([]byte, error) { return nil, verr(l.path, "expected %s, got %s", l.kind, typeName(v)) }
+	bad := func() ([]byte, error) { return nil, verr(l.path, "expected %s, got %s", l.kind, codec.TypeName(v)) }
 	switch l.kind {
 	case sString:
 		s, ok := v.(string)
@@ -297,7 +297,7 @@ func keepValue(dst []byte, l *leaf, v any) ([]byte, error) {
 		if !utf8.ValidString(s) {
 			return nil, verr(l.path, "string is not valid UTF-8")
 		}
-		return append(appendLong(dst, int64(len(s))), s...), nil
+		return append(codec.AppendLong(dst, int64(len(s))), s...), nil
 	case sEnum:
 		s, ok := v.(string)
 		if !ok {
@@ -307,7 +307,7 @@ func keepValue(dst []byte, l *leaf, v any) ([]byte, error) {
 		if !ok {
 			return nil, verr(l.path, "not a symbol of the enum")
 		}
-		return appendLong(dst, int64(i)), nil
+		return codec.AppendLong(dst, int64(i)), nil
 	case sInt:
 		n, ok := asInt64(v)
 		if !ok {
@@ -316,13 +316,13 @@ func keepValue(dst []byte, l *leaf, v any) ([]byte, error) {
 		if n < math.MinInt32 || n > math.MaxInt32 {
 			return nil, verr(l.path, "int out of 32-bit range")
 		}
-		return appendLong(dst, n), nil
+		return codec.AppendLong(dst, n), nil
 	case sLong:
 		n, ok := asInt64(v)
 		if !ok {
 			return bad()
 		}
-		return appendLong(dst, n), nil
+		return codec.AppendLong(dst, n), nil
 	case sBool:
 		b, ok := v.(bool)
 		if !ok {
@@ -353,7 +353,7 @@ func keepValue(dst []byte, l *leaf, v any) ([]byte, error) {
 		if !ok {
 			return bad()
 		}
-		return append(appendLong(dst, int64(len(b))), b...), nil
+		return append(codec.AppendLong(dst, int64(len(b))), b...), nil
 	case sDate, sTimestampMillis, sTimestampMicros:
 		t, ok := v.(time.Time)
 		if !ok {
@@ -364,11 +364,11 @@ func keepValue(dst []byte, l *leaf, v any) ([]byte, error) {
 		}
 		switch l.kind {
 		case sDate:
-			return appendLong(dst, days(t)), nil
+			return codec.AppendLong(dst, days(t)), nil
 		case sTimestampMillis:
-			return appendLong(dst, t.UnixMilli()), nil
+			return codec.AppendLong(dst, t.UnixMilli()), nil
 		default:
-			return appendLong(dst, t.UnixMicro()), nil
+			return codec.AppendLong(dst, t.UnixMicro()), nil
 		}
 	case sDecimal:
 		r, ok := v.(*big.Rat)
@@ -386,8 +386,8 @@ func keepValue(dst []byte, l *leaf, v any) ([]byte, error) {
 		if n.Sign() != 0 && len(new(big.Int).Abs(n).String()) > l.digits {
 			return nil, verr(l.path, "decimal has more than %d digits", l.digits)
 		}
-		b := twosComplement(n)
-		return append(appendLong(dst, int64(len(b))), b...), nil
+		b := codec.TwosComplement(n)
+		return append(codec.AppendLong(dst, int64(len(b))), b...), nil
 	}
 	return bad()
 }
@@ -420,7 +420,7 @@ func (l *leaf) smallDecimal(dst []byte, r *big.Rat) ([]byte, bool) {
 	for i < 7 && ((b[i] == 0 && b[i+1]&0x80 == 0) || (b[i] == 0xff && b[i+1]&0x80 != 0)) {
 		i++
 	}
-	dst = appendLong(dst, int64(8-i))
+	dst = codec.AppendLong(dst, int64(8-i))
 	return append(dst, b[i:]...), true
 }
 
@@ -434,10 +434,6 @@ func days(t time.Time) int64 {
 		d--
 	}
 	return d
-}
-
-func appendLong(dst []byte, v int64) []byte {
-	return binary.AppendUvarint(dst, uint64((v<<1)^(v>>63)))
 }
 
 // fixLength writes the length of the string that follows dst[start] into
@@ -458,49 +454,4 @@ func fixLength(dst []byte, start int) []byte {
 	copy(dst[start+h:], dst[start+1:start+1+n])
 	copy(dst[start:], hdr[:h])
 	return dst
-}
-
-// twosComplement encodes n big-endian in the fewest bytes (Avro decimal).
-func twosComplement(n *big.Int) []byte {
-	if n.Sign() >= 0 {
-		b := n.Bytes()
-		if len(b) == 0 || b[0]&0x80 != 0 {
-			b = append([]byte{0}, b...)
-		}
-		return b
-	}
-	k := new(big.Int).Sub(new(big.Int).Neg(n), big.NewInt(1)).BitLen()/8 + 1
-	m := new(big.Int).Add(n, new(big.Int).Lsh(big.NewInt(1), uint(k)*8))
-	b := m.Bytes()
-	for len(b) < k {
-		b = append([]byte{0xff}, b...)
-	}
-	return b
-}
-
-// typeName describes v's type without its value.
-func typeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "boolean"
-	case string:
-		return "string"
-	case int, int32, int64:
-		return "integer"
-	case float32, float64:
-		return "number"
-	case []byte:
-		return "bytes"
-	case []any:
-		return "array"
-	case map[string]any:
-		return "record"
-	case time.Time:
-		return "time"
-	case *big.Rat:
-		return "decimal"
-	}
-	return "unsupported type"
 }
