@@ -35,6 +35,10 @@ type Transfer struct {
 }
 
 // Decision is the policy's answer for one (event, recipient).
+//
+// Deciders cache decisions and hand the same Fields map and Reasons slice
+// to every caller whose context has the same key, concurrently: treat a
+// Decision as read-only, and copy Fields before changing it.
 type Decision struct {
 	Allow    bool                `json:"allow"`
 	Fields   map[string]Operator `json:"fields"`
