@@ -194,6 +194,16 @@ type benchLatency struct {
 	ReadP50Ms    float64 `json:"readback_p50_ms"`
 	ReadP99Ms    float64 `json:"readback_p99_ms"`
 	ReadMaxMs    float64 `json:"readback_max_ms"`
+	// The acknowledgement latency split: from the source timestamp to the
+	// gateway's Read returning the record (broker and fetch), from there
+	// to the acknowledgement (queueing, decisions, redaction, writes), and
+	// how long each of the gateway's sink writes took.
+	FetchP50Ms  float64 `json:"fetch_p50_ms"`
+	FetchP99Ms  float64 `json:"fetch_p99_ms"`
+	HandleP50Ms float64 `json:"handle_p50_ms"`
+	HandleP99Ms float64 `json:"handle_p99_ms"`
+	WriteP50Ms  float64 `json:"write_p50_ms"`
+	WriteP99Ms  float64 `json:"write_p99_ms"`
 }
 
 func (a *app) bench(ctx context.Context, o benchOptions) error {
@@ -641,10 +651,17 @@ type benchObserver struct {
 	cpu1       time.Duration
 	latencies  []time.Duration
 	sourceTime map[string]time.Time // "topic/partition/offset" → source timestamp, latency phase
-	latDone    chan struct{}
-	latWant    int64 // events to see in the latency phase; 0 while publishing
-	latSeen    int64
-	latDeliv   int64
+	// live is set for the latency phase: the source and sink wrappers
+	// then time reads and writes.
+	live     atomic.Bool
+	readAt   map[string]time.Time // "topic/partition/offset" → when Read returned it
+	fetches  []time.Duration      // source timestamp → Read
+	handles  []time.Duration      // Read → acknowledged
+	writes   []time.Duration      // one sink write
+	latDone  chan struct{}
+	latWant  int64 // events to see in the latency phase; 0 while publishing
+	latSeen  int64
+	latDeliv int64
 }
 
 func (b *benchObserver) Observe(r *gateway.EventResult) {
@@ -688,12 +705,57 @@ func (b *benchObserver) Observe(r *gateway.EventResult) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.latencies = append(b.latencies, now.Sub(r.SourceTime))
-	b.sourceTime[r.Topic+"/"+strconv.Itoa(r.Partition)+"/"+strconv.FormatInt(r.Offset, 10)] = r.SourceTime
+	key := offsetKey(r.Topic, r.Partition, r.Offset)
+	b.sourceTime[key] = r.SourceTime
+	if at, ok := b.readAt[key]; ok {
+		b.fetches = append(b.fetches, at.Sub(r.SourceTime))
+		b.handles = append(b.handles, now.Sub(at))
+	}
 	b.latSeen++
 	b.latDeliv += d
 	if b.latWant > 0 && b.latSeen == b.latWant {
 		close(b.latDone)
 	}
+}
+
+func offsetKey(topic string, partition int, offset int64) string {
+	return topic + "/" + strconv.Itoa(partition) + "/" + strconv.FormatInt(offset, 10)
+}
+
+// timingSource notes when each latency-phase record is read.
+type timingSource struct {
+	gateway.Source
+	obs *benchObserver
+}
+
+func (s *timingSource) Read(ctx context.Context) (gateway.Message, gateway.AckFunc, error) {
+	m, ack, err := s.Source.Read(ctx)
+	if err == nil && s.obs.live.Load() {
+		now := time.Now()
+		s.obs.mu.Lock()
+		s.obs.readAt[offsetKey(m.Topic, m.Partition, m.Offset)] = now
+		s.obs.mu.Unlock()
+	}
+	return m, ack, err
+}
+
+// timingSink times the gateway's writes in the latency phase.
+type timingSink struct {
+	gateway.Sink
+	obs *benchObserver
+}
+
+func (s *timingSink) Write(ctx context.Context, ds ...gateway.Disclosure) error {
+	if !s.obs.live.Load() {
+		return s.Sink.Write(ctx, ds...)
+	}
+	start := time.Now()
+	err := s.Sink.Write(ctx, ds...)
+	d := time.Since(start)
+	s.obs.mu.Lock()
+	s.obs.writes = append(s.obs.writes, d)
+	s.obs.mu.Unlock()
+	return err
 }
 
 // latencyTarget sets how many latency-phase events to wait for.
@@ -753,7 +815,7 @@ func (a *app) benchGateway(ctx context.Context, o benchOptions, brokers, sources
 func (a *app) drain(ctx context.Context, o benchOptions, brokers, sources []string, p *parts, log *slog.Logger,
 	cpuProfile string) (benchPhase, *benchObserver, func() error, error) {
 	obs := &benchObserver{backlog: int64(o.events), drained: make(chan struct{}), latDone: make(chan struct{}),
-		sourceTime: map[string]time.Time{}}
+		sourceTime: map[string]time.Time{}, readAt: map[string]time.Time{}}
 	h0, m0 := p.decider.Stats()
 	resetPeakRSS()
 	if cpuProfile != "" {
@@ -767,13 +829,19 @@ func (a *app) drain(ctx context.Context, o benchOptions, brokers, sources []stri
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// dgw run's sink, wrapped to time the latency phase's writes.
+	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench"})
+	if err != nil {
+		return benchPhase{}, nil, nil, err
+	}
 	gctx, cancel := context.WithCancel(ctx)
 	gwErr := make(chan error, 1)
 	group := fmt.Sprintf("dgw-bench-gateway-%d", time.Now().UnixNano())
 	go func() {
 		gwErr <- runGateway(gctx, gatewayOptions{brokers: brokers, clientID: "dgw-bench", group: group, topics: sources,
 			deadLetter: "dgw.deadletter", held: "dgw.held", workers: o.workers, queue: o.queue, parts: p, log: log,
-			observers: []gateway.Observer{obs}})
+			observers: []gateway.Observer{obs}, sink: &timingSink{sink, obs},
+			wrapSource: func(s gateway.Source) gateway.Source { return &timingSource{s, obs} }})
 	}()
 	stop := func() error {
 		cancel()
@@ -829,6 +897,7 @@ func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *
 		return nil, err
 	}
 	defer sink.Close(context.WithoutCancel(ctx))
+	obs.live.Store(true)
 	start := time.Now()
 	const tick = 5 * time.Millisecond
 	t := time.NewTicker(tick)
@@ -869,10 +938,16 @@ func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *
 	lats := slices.Clone(obs.latencies)
 	srcTimes := obs.sourceTime
 	wantRecords := obs.latDeliv
+	fetches, handles, writes := slices.Clone(obs.fetches), slices.Clone(obs.handles), slices.Clone(obs.writes)
 	obs.mu.Unlock()
-	slices.Sort(lats)
+	for _, l := range [][]time.Duration{lats, fetches, handles, writes} {
+		slices.Sort(l)
+	}
 	out := &benchLatency{OfferedPerSec: offered, Seconds: d.Seconds(), Events: int64(len(lats)),
-		AckP50Ms: ms(quantile(lats, 0.50)), AckP99Ms: ms(quantile(lats, 0.99)), AckMaxMs: ms(quantile(lats, 1))}
+		AckP50Ms: ms(quantile(lats, 0.50)), AckP99Ms: ms(quantile(lats, 0.99)), AckMaxMs: ms(quantile(lats, 1)),
+		FetchP50Ms: ms(quantile(fetches, 0.5)), FetchP99Ms: ms(quantile(fetches, 0.99)),
+		HandleP50Ms: ms(quantile(handles, 0.5)), HandleP99Ms: ms(quantile(handles, 0.99)),
+		WriteP50Ms: ms(quantile(writes, 0.5)), WriteP99Ms: ms(quantile(writes, 0.99))}
 
 	read, err := readBack(ctx, brokers, recipientTopics(p.recipients), start.Add(-time.Second), srcTimes, wantRecords)
 	if err != nil {
@@ -966,6 +1041,9 @@ func printBench(w io.Writer, r *benchResult) {
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "latency at %.0f events/s (half the maximum) for %.0fs, %d events:\n", l.OfferedPerSec, l.Seconds, l.Events)
 		fmt.Fprintf(w, "  source timestamp → all recipient records acknowledged: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", l.AckP50Ms, l.AckP99Ms, l.AckMaxMs)
+		fmt.Fprintf(w, "  of which source timestamp → read by the gateway: p50 %.1f ms, p99 %.1f ms; read → acknowledged: p50 %.1f ms, p99 %.1f ms\n",
+			l.FetchP50Ms, l.FetchP99Ms, l.HandleP50Ms, l.HandleP99Ms)
+		fmt.Fprintf(w, "  one sink write (deliveries, audit or parked records): p50 %.1f ms, p99 %.1f ms\n", l.WriteP50Ms, l.WriteP99Ms)
 		fmt.Fprintf(w, "  source timestamp → recipient record timestamp, read back (%d records): p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
 			l.ReadRecords, l.ReadP50Ms, l.ReadP99Ms, l.ReadMaxMs)
 	}
