@@ -113,6 +113,7 @@ var personalPaths = map[string][]string{
 	"corporate": {"passenger_id", "employee.employee_id", "employee.given_name", "employee.family_name",
 		"employee.work_email", "incident.summary", "incident.medical_details"},
 	"websession": {"passenger_id", "session_id", "ip_address", "mac_address", "device_id"},
+	RequestType:  {"passenger_id"},
 }
 
 // PersonalPaths returns the leaf paths (dotted, arrays transparent) whose

@@ -166,6 +166,7 @@ func (g *Generator) play(t *trip) []Event {
 	}
 
 	// Afterwards: loyalty account activity and another web session.
+	after := len(evs)
 	for _, p := range t.pax {
 		if p.ff != "" && g.chance(30) {
 			kind := g.choose(choice{"profile_update", 35}, choice{"redemption", 20}, choice{"tier_change", 15}, choice{"partner_accrual", 30})
@@ -175,7 +176,7 @@ func (g *Generator) play(t *trip) []Event {
 	if lead.email != "" && g.chance(20) {
 		add("websession", lead, g.websession(t, lead, segs[0].dep.Add(-time.Duration(g.between(2, 40))*time.Hour), false))
 	}
-	return evs
+	return g.withRequests(t, evs, after)
 }
 
 // ticket is a 13-digit ticket number of the airline (prefix 465).

@@ -1,9 +1,10 @@
 // Package synth generates realistic, diverse and deterministic passenger
-// events for every event type of schemas/ except subject_request: bookings
+// events for every event type of schemas/: bookings
 // (one event per passenger, passengers of one booking sharing the record
 // locator), check-ins with travel documents, card payments, baggage claims,
 // special-assistance requests, loyalty activity, corporate trips and web
-// sessions.
+// sessions; with Options.SubjectRequests also the passengers' subject
+// requests (consents, withdrawals, objections, erasures).
 //
 // Events come in stories: a trip is booked (after a web session when booked
 // online), paid, checked in, sometimes with assistance, a baggage claim or
@@ -56,6 +57,15 @@ type Options struct {
 	// empty means all. Filtering drops the other events from the same
 	// stream: the events that remain are identical, event ids included.
 	Types []string
+	// SubjectRequests adds the passengers' data-subject requests to the
+	// stream as events of type RequestType (schemas/subject_request.avsc,
+	// keyed by passenger id; Types does not filter them): at booking most
+	// passengers consent to cross-border transfer and some to marketing
+	// (MarketingPurpose) or research; after some trips a passenger
+	// withdraws, objects to a marketing purpose or asks for erasure. A
+	// request comes before every event it applies to (see RequestLead).
+	// The other events stay the same, event ids included.
+	SubjectRequests bool
 }
 
 // DefaultStart is the time of the first story when Options.Start is zero.
@@ -91,9 +101,12 @@ type Generator struct {
 	clock  time.Time
 	want   map[string]bool // nil: every type
 	active [][]Event
-	made   uint64 // events drawn so far, including filtered ones
-	pax    int    // passengers created
-	notes  int    // free texts written
+	made   uint64     // events drawn so far, including filtered ones
+	pax    int        // passengers created
+	notes  int        // free texts written
+	out    []Event    // drawn, not yet returned
+	req    *rand.Rand // subject request decisions; nil: no requests
+	reqs   int        // subject requests emitted
 }
 
 // New returns a generator for o. It panics when o.Validate fails: options
@@ -118,27 +131,51 @@ func New(o Options) *Generator {
 			g.want[t] = true
 		}
 	}
+	if o.SubjectRequests {
+		g.req = newRequestRand(o.Seed)
+	}
 	return g
 }
 
 // Next returns the next event of the stream.
 func (g *Generator) Next() Event {
-	for {
-		for len(g.active) < concurrent {
-			g.active = append(g.active, g.story())
+	for len(g.out) == 0 || g.req != nil && len(g.out) <= RequestLead {
+		g.step()
+	}
+	ev := g.out[0]
+	g.out[0] = Event{}
+	g.out = g.out[1:]
+	return ev
+}
+
+// step draws the next event of the interleaved stories into g.out, with
+// the subject requests that come before it in its story (only a new
+// story starts with requests) or right after it. Requests never take a
+// draw of g.rnd, so the events are the same with and without them.
+func (g *Generator) step() {
+	for len(g.active) < concurrent {
+		s := g.story()
+		for len(s) > 0 && s[0].Type == RequestType {
+			g.push(s[0])
+			s = s[1:]
 		}
-		i := g.rnd.IntN(len(g.active))
-		ev := g.active[i][0]
-		g.active[i] = g.active[i][1:]
-		if len(g.active[i]) == 0 {
-			g.active = slices.Delete(g.active, i, i+1)
-		}
-		g.made++
-		if g.want != nil && !g.want[ev.Type] {
-			continue
-		}
+		g.active = append(g.active, s)
+	}
+	i := g.rnd.IntN(len(g.active))
+	ev := g.active[i][0]
+	rest := g.active[i][1:]
+	g.made++
+	if g.want == nil || g.want[ev.Type] {
 		ev.Value["event_id"] = fmt.Sprintf("ev-%d-%d", g.seed, g.made)
-		return ev
+		g.out = append(g.out, ev)
+	}
+	for len(rest) > 0 && rest[0].Type == RequestType {
+		g.push(rest[0])
+		rest = rest[1:]
+	}
+	g.active[i] = rest
+	if len(rest) == 0 {
+		g.active = slices.Delete(g.active, i, i+1)
 	}
 }
 
