@@ -1,7 +1,7 @@
 package policy
 
 import (
-	"encoding/json"
+	"encoding/binary"
 	"reflect"
 	"slices"
 	"strings"
@@ -24,9 +24,9 @@ import (
 type projection struct {
 	all  bool            // the policy may read any part: key the whole context
 	read map[string]bool // "event", "subject.consents", ...: parts and members read
-	// zero lists the members of the context the key leaves out, as
-	// reflect field index paths of gateway.DecisionContext.
-	zero [][]int
+	// members are the members of the context the key holds, in context
+	// order.
+	members []member
 }
 
 // inputProjection analyses the compiled policy modules.
@@ -63,8 +63,11 @@ func inputProjection(c *ast.Compiler) *projection {
 			}
 		}
 	}
-	if !p.all {
-		p.zero = zeroPaths(reflect.TypeFor[gateway.DecisionContext](), p.read)
+	for _, m := range allMembers {
+		part, _, _ := strings.Cut(memberNames[m], ".")
+		if p.all || p.read[part] || p.read[memberNames[m]] {
+			p.members = append(p.members, m)
+		}
 	}
 	return p
 }
@@ -92,26 +95,41 @@ func (p *projection) note(ref ast.Ref) {
 	p.read[string(part)+"."+string(member)] = true
 }
 
-// zeroPaths lists the members of the context (two levels of JSON names, as
-// the policy sees them) that read does not name, nor their part.
-func zeroPaths(t reflect.Type, read map[string]bool) [][]int {
-	var out [][]int
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, ok := jsonName(f)
-		switch {
-		case !ok:
-			out = append(out, []int{i}) // not in the input at all
-		case read[name]:
-		case f.Type.Kind() != reflect.Struct:
-			out = append(out, []int{i})
-		default:
-			for j := range f.Type.NumField() {
-				g := f.Type.Field(j)
-				member, ok := jsonName(g)
-				if !ok || !read[name+"."+member] {
-					out = append(out, []int{i, j})
-				}
+// member is one member of gateway.DecisionContext, as the policy sees it
+// (two levels of JSON names). memberNames and appendMember list every
+// member; TestProjectionKey holds them to the struct by reflection, so a
+// member added to the context cannot be left out of the whole-input key.
+type member uint8
+
+var memberNames = [...]string{
+	"event.type", "event.purpose", "event.point_of_sale", "event.origin_country", "event.destination_country",
+	"event.route", "event.booking_channel", "event.agency_code", "event.corporate_account", "event.employer_paid",
+	"subject.minor", "subject.citizenship", "subject.residence", "subject.consents", "subject.objections",
+	"subject.erased", "subject.vital_interest",
+	"schema.name",
+}
+
+var allMembers = func() (out [len(memberNames)]member) {
+	for i := range out {
+		out[i] = member(i)
+	}
+	return out
+}()
+
+// contextMembers lists the members of gateway.DecisionContext by
+// reflection, in the names memberNames uses.
+func contextMembers() []string {
+	var out []string
+	ct := reflect.TypeFor[gateway.DecisionContext]()
+	for i := range ct.NumField() {
+		part, ok := jsonName(ct.Field(i))
+		if !ok {
+			continue
+		}
+		pt := ct.Field(i).Type
+		for j := range pt.NumField() {
+			if m, ok := jsonName(pt.Field(j)); ok {
+				out = append(out, part+"."+m)
 			}
 		}
 	}
@@ -134,22 +152,108 @@ func jsonName(f reflect.StructField) (string, bool) {
 	return tag, true
 }
 
-// key is the canonical JSON of the parts of dc the policy reads, with nil
-// and empty collections alike (the policy sees both as empty).
+// appendKey appends the key of dc to dst: the members the policy reads,
+// each tagged with its index, strings and lists length-prefixed, map
+// entries sorted, nil and empty collections alike (the policy sees both as
+// empty). It does not allocate when dst has room.
+func (p *projection) appendKey(dst []byte, dc *gateway.DecisionContext) []byte {
+	ms := p.members
+	if p.all {
+		ms = allMembers[:]
+	}
+	for _, m := range ms {
+		dst = append(dst, byte(m))
+		dst = appendMember(dst, dc, m)
+	}
+	return dst
+}
+
+// key is appendKey as a string, for tests.
 func (p *projection) key(dc *gateway.DecisionContext) string {
-	c := normalised(dc)
-	if len(p.zero) > 0 {
-		v := reflect.ValueOf(&c).Elem()
-		for _, idx := range p.zero {
-			v.FieldByIndex(idx).SetZero()
+	var buf [512]byte
+	return string(p.appendKey(buf[:0], dc))
+}
+
+func appendMember(dst []byte, dc *gateway.DecisionContext, m member) []byte {
+	e, s := &dc.Event, &dc.Subject
+	switch m {
+	case 0:
+		return appendString(dst, e.Type)
+	case 1:
+		return appendString(dst, e.Purpose)
+	case 2:
+		return appendString(dst, e.PointOfSale)
+	case 3:
+		return appendString(dst, e.OriginCountry)
+	case 4:
+		return appendString(dst, e.DestinationCountry)
+	case 5:
+		return appendStrings(dst, e.Route)
+	case 6:
+		return appendString(dst, e.BookingChannel)
+	case 7:
+		return appendString(dst, e.AgencyCode)
+	case 8:
+		return appendString(dst, e.CorporateAccount)
+	case 9:
+		return appendBool(dst, e.EmployerPaid)
+	case 10:
+		return appendBool(dst, s.Minor)
+	case 11:
+		return appendString(dst, s.Citizenship)
+	case 12:
+		return appendString(dst, s.Residence)
+	case 13:
+		return appendBools(dst, s.Consents)
+	case 14:
+		return appendStrings(dst, s.Objections)
+	case 15:
+		return appendBool(dst, s.Erased)
+	case 16:
+		return appendBool(dst, s.VitalInterest)
+	case 17:
+		return appendString(dst, dc.Schema.Name)
+	}
+	panic("policy: no key encoding for context member " + memberNames[m])
+}
+
+func appendString(dst []byte, s string) []byte {
+	return append(binary.AppendUvarint(dst, uint64(len(s))), s...)
+}
+
+func appendStrings(dst []byte, vs []string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(vs)))
+	for _, v := range vs {
+		dst = appendString(dst, v)
+	}
+	return dst
+}
+
+func appendBool(dst []byte, b bool) []byte {
+	if b {
+		return append(dst, 1)
+	}
+	return append(dst, 0)
+}
+
+// appendBools writes m with its keys sorted.
+func appendBools(dst []byte, m map[string]bool) []byte {
+	var buf [16]string
+	keys := buf[:0]
+	for k := range m {
+		// Insertion sort: consent maps hold a handful of purposes.
+		i := len(keys)
+		keys = append(keys, k)
+		for ; i > 0 && keys[i-1] > k; i-- {
+			keys[i] = keys[i-1]
 		}
+		keys[i] = k
 	}
-	b, err := json.Marshal(&c)
-	if err != nil {
-		// Only strings, bools, slices and maps of them: cannot fail.
-		panic("policy: marshal decision context: " + err.Error())
+	dst = binary.AppendUvarint(dst, uint64(len(keys)))
+	for _, k := range keys {
+		dst = appendBool(appendString(dst, k), m[k])
 	}
-	return string(b)
+	return dst
 }
 
 // String lists what the policy reads, for the load log.

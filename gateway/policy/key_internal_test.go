@@ -127,3 +127,9 @@ func forEachMember(t *testing.T, fn func(path string, mutate func(*gateway.Decis
 		}
 	}
 }
+
+// TestMemberNames: the key's member table is the context's members, in
+// order.
+func TestMemberNames(t *testing.T) {
+	assert.Equal(t, contextMembers(), memberNames[:])
+}

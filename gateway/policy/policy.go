@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"log/slog"
 	"slices"
@@ -99,7 +100,8 @@ type Decider struct {
 	// proj is which parts of the decision context the policy reads: the
 	// cache key holds exactly those.
 	proj  *projection
-	cache *lru.Cache[cacheKey, gateway.Decision] // nil when disabled
+	cache *lru.Cache[cacheKey, cacheEntry] // nil when disabled
+	seed  maphash.Seed                     // of the context hashes in cache keys
 	seen  *interner                              // decisions shared by cache entries
 	stats *counters
 	cfg   config // for the revisions that replace this one (Live)
@@ -152,9 +154,10 @@ func build(ctx context.Context, fsys fs.FS, cfg config, stats *counters, running
 		return nil, pe
 	}
 	d := &Decider{query: a.query, revision: a.src.revision, recipients: a.recipients,
-		views: recipientViews(a.recipients), proj: inputProjection(a.compiler), stats: stats, cfg: cfg}
+		views: recipientViews(a.recipients), proj: inputProjection(a.compiler), seed: maphash.MakeSeed(),
+		stats: stats, cfg: cfg}
 	if cfg.cacheSize > 0 {
-		d.cache, err = lru.New[cacheKey, gateway.Decision](cfg.cacheSize)
+		d.cache, err = lru.New[cacheKey, cacheEntry](cfg.cacheSize)
 		if err != nil {
 			return nil, fmt.Errorf("policy: decision cache: %w", err)
 		}
@@ -196,11 +199,11 @@ func (d *Decider) Decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 	if dc == nil || r == nil {
 		return gateway.Decision{}, errors.New("policy: decide needs a decision context and a recipient")
 	}
-	key := ""
-	if d.cache != nil {
-		key = d.proj.key(dc)
+	if d.cache == nil {
+		return d.decide(ctx, dc, r, nil)
 	}
-	return d.decide(ctx, dc, r, key)
+	var buf [512]byte
+	return d.decide(ctx, dc, r, d.proj.appendKey(buf[:0], dc))
 }
 
 // Snapshot returns a Decider for one event (gateway.DeciderSnapshot): it
@@ -210,12 +213,15 @@ func (d *Decider) Snapshot() gateway.Decider { return &eventDecider{d: d} }
 
 // decide answers from the cache (ctxKey is the context's key, unused
 // without a cache) or evaluates.
-func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient, ctxKey string) (gateway.Decision, error) {
+func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient, ctxKey []byte) (gateway.Decision, error) {
 	var key cacheKey
 	if d.cache != nil {
-		key = cacheKey{recipient: d.recipientKey(r), context: ctxKey}
-		if dec, ok := d.cache.Get(key); ok {
+		key = cacheKey{recipient: d.recipientKey(r), context: maphash.Bytes(d.seed, ctxKey)}
+		// The hash finds the entry; the entry's own key bytes make the
+		// answer exact whatever the hash.
+		if e, ok := d.cache.Get(key); ok && e.context == string(ctxKey) {
 			d.stats.hits.Add(1)
+			dec := e.decision
 			dec.Cached = true
 			return dec, nil
 		}
@@ -229,7 +235,7 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 	dec.Reasons = slices.Clip(dec.Reasons)
 	if d.cache != nil {
 		dec = d.seen.intern(dec)
-		d.cache.Add(key, dec)
+		d.cache.Add(key, cacheEntry{context: string(ctxKey), decision: dec})
 	}
 	return dec, nil
 }
@@ -243,7 +249,7 @@ type eventDecider struct {
 
 type memo struct {
 	dc  *gateway.DecisionContext
-	key string
+	key []byte
 }
 
 func (e *eventDecider) Decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient) (gateway.Decision, error) {
@@ -252,15 +258,26 @@ func (e *eventDecider) Decide(ctx context.Context, dc *gateway.DecisionContext, 
 	}
 	m := e.memo.Load()
 	if m == nil || m.dc != dc {
-		m = &memo{dc: dc, key: e.d.proj.key(dc)}
+		m = &memo{dc: dc, key: e.d.proj.appendKey(make([]byte, 0, 256), dc)}
 		e.memo.Store(m)
 	}
 	return e.d.decide(ctx, dc, r, m.key)
 }
 
-// cacheKey identifies a decision: the recipient as the policy sees it and
-// the parts of the context the policy reads, both in canonical JSON.
-type cacheKey struct{ recipient, context string }
+// cacheKey finds a decision: the recipient as the policy sees it and a
+// hash of the parts of the context the policy reads (projection.appendKey).
+type cacheKey struct {
+	recipient string
+	context   uint64
+}
+
+// cacheEntry is a cached decision with the context key it answers, which
+// a lookup compares in full: two contexts share a decision only when their
+// keys are equal, never because their hashes are.
+type cacheEntry struct {
+	context  string
+	decision gateway.Decision
+}
 
 // recipientView is a registry recipient's policy view and its key part.
 type recipientView struct {
