@@ -102,7 +102,7 @@ type Decider struct {
 	proj  *projection
 	cache *lru.Cache[cacheKey, cacheEntry] // nil when disabled
 	seed  maphash.Seed                     // of the context hashes in cache keys
-	seen  *interner                              // decisions shared by cache entries
+	seen  *interner                        // decisions shared by cache entries
 	stats *counters
 	cfg   config // for the revisions that replace this one (Live)
 }
