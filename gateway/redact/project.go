@@ -137,6 +137,12 @@ func (r *run) released(n *node) bool {
 func (r *run) fields(dst []byte, h *hasher, n *node, m map[string]any) ([]byte, error) {
 	var err error
 	for _, c := range n.fields {
+		if c.leaf != nil && r.ops[c.leaf.slot] == opNone {
+			// Not released: null, without looking the field up (most
+			// leaves, for most recipients).
+			dst = append(dst, 0)
+			continue
+		}
 		v := m[c.name]
 		if c.leaf != nil {
 			if dst, err = r.leaf(dst, h, c.leaf, v); err != nil {
