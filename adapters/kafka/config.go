@@ -47,6 +47,15 @@ type SourceConfig struct {
 	JoinGroupBackoff time.Duration
 	// DialTimeout bounds connecting to a broker. Default 10s.
 	DialTimeout time.Duration
+	// RevokeDrain is how long a member whose group generation ends (a
+	// rebalance) waits for the records it handed out to be acked before it
+	// commits them and gives its partitions up, so their next owner does
+	// not read them again. Shorter than RebalanceTimeout. Default 5s.
+	RevokeDrain time.Duration
+	// StallTimeout: a partition of this member's assignment whose fetch
+	// has waited this long while the broker holds records after the next
+	// offset is reported as stalled and its fetcher restarted. Default 1m.
+	StallTimeout time.Duration
 	// Security holds optional TLS and SASL settings.
 	Security Security
 }
@@ -78,6 +87,12 @@ func (c *SourceConfig) setDefaults() {
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 10 * time.Second
+	}
+	if c.RevokeDrain == 0 {
+		c.RevokeDrain = min(5*time.Second, c.RebalanceTimeout/2)
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = time.Minute
 	}
 }
 
@@ -111,6 +126,7 @@ func (c *SourceConfig) Validate() error {
 		{"commit_interval", c.CommitInterval}, {"max_wait", c.MaxWait}, {"heartbeat_interval", c.HeartbeatInterval},
 		{"session_timeout", c.SessionTimeout}, {"rebalance_timeout", c.RebalanceTimeout},
 		{"join_group_backoff", c.JoinGroupBackoff}, {"dial_timeout", c.DialTimeout},
+		{"revoke_drain", c.RevokeDrain}, {"stall_timeout", c.StallTimeout},
 	} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: expected a positive duration, got %s", d.name, d.v))
@@ -118,6 +134,9 @@ func (c *SourceConfig) Validate() error {
 	}
 	if c.HeartbeatInterval > 0 && c.SessionTimeout > 0 && c.HeartbeatInterval >= c.SessionTimeout {
 		errs = append(errs, fmt.Errorf("heartbeat_interval (%s) must be shorter than session_timeout (%s)", c.HeartbeatInterval, c.SessionTimeout))
+	}
+	if c.RevokeDrain > 0 && c.RebalanceTimeout > 0 && c.RevokeDrain >= c.RebalanceTimeout {
+		errs = append(errs, fmt.Errorf("revoke_drain (%s) must be shorter than rebalance_timeout (%s)", c.RevokeDrain, c.RebalanceTimeout))
 	}
 	if err := c.Security.Validate(); err != nil {
 		errs = append(errs, err)

@@ -15,7 +15,7 @@ import (
 
 var _ gateway.LagReporter = (*Source)(nil)
 
-// Lag reports, for every partition this Source has read from, how many
+// Lag reports, for every partition of this member's latest generation, how many
 // records lie at or after the first one not acked yet: the high-water mark
 // the broker sent with the last fetch of that partition minus that offset.
 // A partition whose every record was handed out and acked has lag
@@ -23,9 +23,8 @@ var _ gateway.LagReporter = (*Source)(nil)
 //
 // The high-water mark is as fresh as the last fetch that returned records:
 // while the pipeline is saturated and fetches nothing new, newer records on
-// the broker are not counted yet. Partitions moved to another group member
-// by a rebalance keep their last value until this Source reads them again.
-// Lag is safe for concurrent use.
+// the broker are not counted yet (the stall watchdog refreshes it for a
+// partition whose fetch waits). Lag is safe for concurrent use.
 func (s *Source) Lag() []gateway.PartitionLag {
 	s.mu.Lock()
 	out := make([]gateway.PartitionLag, 0, len(s.parts))
@@ -48,10 +47,9 @@ func (s *Source) Lag() []gateway.PartitionLag {
 // the brokers in order until one answers, within ctx. The error names the
 // broker addresses and the causes; it is meant for readiness probes.
 func (s *Source) Ping(ctx context.Context) error {
-	cfg := s.r.Config()
 	var errs []error
-	for _, addr := range cfg.Brokers {
-		err := ping(ctx, cfg.Dialer, addr)
+	for _, addr := range s.cfg.Brokers {
+		err := ping(ctx, s.dialer, addr)
 		if err == nil {
 			return nil
 		}

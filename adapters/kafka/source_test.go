@@ -203,7 +203,8 @@ func TestSourceCloseUnblocksRead(t *testing.T) {
 // TestSourceRebalanceRewind has a second member join the group while the
 // first holds unacked records. kafka-go's range balancer gives the only
 // partition to the member whose id sorts last, so the first member keeps
-// it and kafka-go restarts it at the committed offset. The Source must hand
+// it, and the new generation starts it at the committed offset (the old
+// generation's final commit found nothing new acked). The Source must hand
 // out the unacked records again, in order, and track the partition afresh:
 // the re-read records alone decide its commits, so earlier reads that are
 // never acked (their worker gave up) do not hold the partition back.
@@ -213,6 +214,7 @@ func TestSourceRebalanceRewind(t *testing.T) {
 
 	cfg := fastSource(brokers, "g", "pax")
 	cfg.ClientID = "z-keeper"
+	cfg.RevokeDrain = 100 * time.Millisecond // the first reads of 2, 3 and 5 stay unacked
 	a := newSource(t, cfg)
 	first := readN(t, a, 6)
 	for _, i := range []int{1, 0, 4} {
