@@ -50,7 +50,9 @@ type SourceConfig struct {
 	// RevokeDrain is how long a member whose group generation ends (a
 	// rebalance) waits for the records it handed out to be acked before it
 	// commits them and gives its partitions up, so their next owner does
-	// not read them again. Shorter than RebalanceTimeout. Default 5s.
+	// not read them again. It does not heartbeat meanwhile, so it must be
+	// shorter than SessionTimeout and RebalanceTimeout. Default 5s, or half
+	// the shorter of the two if that is less.
 	RevokeDrain time.Duration
 	// StallTimeout: a partition of this member's assignment whose fetch
 	// has waited this long while the broker holds records after the next
@@ -89,7 +91,7 @@ func (c *SourceConfig) setDefaults() {
 		c.DialTimeout = 10 * time.Second
 	}
 	if c.RevokeDrain == 0 {
-		c.RevokeDrain = min(5*time.Second, c.RebalanceTimeout/2)
+		c.RevokeDrain = min(5*time.Second, c.RebalanceTimeout/2, c.SessionTimeout/2)
 	}
 	if c.StallTimeout == 0 {
 		c.StallTimeout = time.Minute
@@ -135,8 +137,9 @@ func (c *SourceConfig) Validate() error {
 	if c.HeartbeatInterval > 0 && c.SessionTimeout > 0 && c.HeartbeatInterval >= c.SessionTimeout {
 		errs = append(errs, fmt.Errorf("heartbeat_interval (%s) must be shorter than session_timeout (%s)", c.HeartbeatInterval, c.SessionTimeout))
 	}
-	if c.RevokeDrain > 0 && c.RebalanceTimeout > 0 && c.RevokeDrain >= c.RebalanceTimeout {
-		errs = append(errs, fmt.Errorf("revoke_drain (%s) must be shorter than rebalance_timeout (%s)", c.RevokeDrain, c.RebalanceTimeout))
+	if c.RevokeDrain > 0 && (c.RevokeDrain >= c.RebalanceTimeout || c.RevokeDrain >= c.SessionTimeout) {
+		errs = append(errs, fmt.Errorf("revoke_drain (%s) must be shorter than session_timeout (%s) and rebalance_timeout (%s)",
+			c.RevokeDrain, c.SessionTimeout, c.RebalanceTimeout))
 	}
 	if err := c.Security.Validate(); err != nil {
 		errs = append(errs, err)

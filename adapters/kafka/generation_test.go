@@ -131,5 +131,5 @@ func TestSourceStallConfig(t *testing.T) {
 		StallTimeout: -1, RevokeDrain: time.Minute}, nil)
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "stall_timeout: expected a positive duration")
-	assert.ErrorContains(t, err, "revoke_drain (1m0s) must be shorter than rebalance_timeout (30s)")
+	assert.ErrorContains(t, err, "revoke_drain (1m0s) must be shorter than session_timeout (30s) and rebalance_timeout (30s)")
 }
