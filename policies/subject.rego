@@ -6,17 +6,40 @@ package dgw
 #
 # Consent keys read here:
 #   <purpose>          campaign, advertising, survey, research (§7.1, §16)
+#   marketing          the four purposes above at once, as a passenger opts in
+#                      or out of "marketing" (dgw subject request publishes one
+#                      record per purpose; another tool may publish this one)
 #   analytics_cookies  cookie consent for web statistics (§13)
 #   marketing_cookies  cookie consent for advertising statistics (§13)
 #   health_data        explicit consent to special categories (sensitive.rego)
 #   cross_border       consent to a transfer abroad that states the transfer
 #                      (Law 94-V Art 8, Art 16; GDPR Art 49(1)(a))
 
-# consent(key) holds when the subject has given the consent and not withdrawn it.
-consent(key) if input.subject.consents[key] == true
+# consent(key) holds when the subject has given the consent and not withdrawn
+# it. A marketing consent gives each marketing purpose; a withdrawal at either
+# level wins over a consent at the other, since the compacted subject topic
+# keeps no order between two keys (fail closed).
+consent(key) if {
+	input.subject.consents[key] == true
+	not marketing_withdrawn(key)
+}
 
-# consent_withdrawn(key) holds when the subject withdrew (§16; GDPR Art 7(3)).
+consent(key) if {
+	key in consent_purposes
+	input.subject.consents.marketing == true
+	not input.subject.consents[key] == false
+}
+
+# consent_withdrawn(key) holds when the subject withdrew (§16; GDPR Art 7(3)),
+# the consent itself or, for a marketing purpose, marketing.
 consent_withdrawn(key) if input.subject.consents[key] == false
+
+consent_withdrawn(key) if marketing_withdrawn(key)
+
+marketing_withdrawn(key) if {
+	key in consent_purposes
+	input.subject.consents.marketing == false
+}
 
 # §7.1, §7.1.1(5)-(8), §16: campaigns, advertising, surveys and research rest
 # on the customer's consent to that purpose (GDPR Art 6(1)(a)).
@@ -61,9 +84,22 @@ refusal contains msg if {
 # Art 6(1)(e) and (f) only) nor the defence of legal claims (Art 21(1)).
 objection_exempt := legal_duty_purposes | {"legal_claim"}
 
-# §8, GDPR Art 21: the objection stops the purpose objected to.
+# objected(purpose): the passenger objected to the purpose, or to marketing,
+# which covers every marketing purpose (GDPR Art 21(2), (3)).
+objected(purpose) if purpose in input.subject.objections
+
+objected(purpose) if {
+	purpose in consent_purposes
+	"marketing" in input.subject.objections
+}
+
+# §8, GDPR Art 21: the objection stops the purpose objected to. It stops
+# contract, service and baggage too: §8 promises an objection to "use and
+# processing" unless contrary to law, wider than GDPR Art 21, and the rule
+# fails closed. `dgw subject request` publishes such an objection only with
+# --dpo-approved; whether to honour it is open for the DPO (README).
 refusal contains msg if {
-	input.event.purpose in input.subject.objections
+	objected(input.event.purpose)
 	not input.event.purpose in objection_exempt
 	msg := sprintf("the passenger objected to the purpose %q (§8; GDPR Art 21)", [input.event.purpose])
 }

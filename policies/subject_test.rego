@@ -85,3 +85,44 @@ test_erased_border_contract_purpose_refused if {
 	d := decide("kz-border-api", ev("checkin", "contract", ["KZ"]), {"erased": true})
 	not d.allow
 }
+
+# "marketing" as another tool publishes it: one consent for the four
+# marketing purposes.
+test_marketing_consent_covers_research if {
+	d := decide("pulse-research", research, consents(["marketing", "cross_border"]))
+	d.allow
+	c := decide("cloudnest-it", ev("loyalty", "campaign", ["KZ"]), consents(["marketing", "cross_border"]))
+	c.allow
+}
+
+test_marketing_withdrawn_stops_research if {
+	d := decide("pulse-research", research, {"consents": {"marketing": false, "cross_border": true}})
+	not d.allow
+	reason_mentions(d, "the consent \"research\" was withdrawn")
+}
+
+# A withdrawal wins over a consent at the other level, whichever came last.
+test_withdrawal_wins_over_marketing_consent if {
+	d := decide("pulse-research", research, {"consents": {"marketing": true, "research": false, "cross_border": true}})
+	not d.allow
+	reason_mentions(d, "the consent \"research\" was withdrawn")
+	u := decide("pulse-research", research, {"consents": {"marketing": false, "research": true, "cross_border": true}})
+	not u.allow
+	reason_mentions(u, "the consent \"research\" was withdrawn")
+}
+
+# Marketing consent is neither cookie consent nor consent to a transfer abroad.
+test_marketing_consent_is_no_other_consent if {
+	w := decide("webstats-analytics", web, consents(["marketing", "cross_border"]))
+	not w.allow
+	x := decide("cloudnest-it", ev("booking", "contract", ["KZ"]), consents(["marketing"]))
+	not x.allow
+}
+
+test_objection_to_marketing if {
+	d := decide("pulse-research", research, object.union(consents(["research", "cross_border"]), {"objections": ["marketing"]}))
+	not d.allow
+	reason_mentions(d, "objected to the purpose \"research\"")
+	c := decide("kzpay-processor", ev("payment", "contract", []), {"objections": ["marketing"]})
+	c.allow
+}

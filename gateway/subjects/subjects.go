@@ -20,13 +20,28 @@
 // keep their order; requests of different keys commute, so the order in
 // which partitions are read does not matter. A tombstone (a record with
 // no value) deletes a key: the state forgets what it recorded.
+//
+// # Purposes
+//
+// A request names a purpose of the event schemas (their purpose enum), a
+// consent an event schema records (health_data, analytics_cookies,
+// marketing_cookies), CrossBorder, or Marketing, which stands for the four
+// MarketingPurposes. Expand turns a Marketing request into one request per
+// marketing purpose, as `dgw subject request` publishes it; the policy
+// also reads a Marketing record another tool wrote (policies/subject.rego).
+// A purpose nothing reads is applied all the same, and Apply reports it
+// (ErrUnknownPurpose) so that a typo does not pass unnoticed.
 package subjects
 
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/hamba/avro/v2"
 
 	"github.com/dgwproject/dgw/gateway"
 	"github.com/dgwproject/dgw/gateway/codec"
@@ -46,6 +61,22 @@ const (
 // Channels a request may come through (the schema's RequestChannel enum).
 var Channels = []string{"website", "email", "contact_centre", "written", "unsubscribe_link"}
 
+// Purposes a request may name besides those of the schemas.
+const (
+	// Marketing is what a passenger who opts in or out of "marketing"
+	// means: every purpose that rests on marketing consent (privacy policy
+	// §7.1.1(5)-(8), §16), research included, which is also the consent
+	// market research recipients need (§9.1.5).
+	Marketing = "marketing"
+	// CrossBorder is the consent to a transfer abroad that states the
+	// transfer (Law 94-V Art 8, Art 16; GDPR Art 49(1)(a)); no event schema
+	// records it.
+	CrossBorder = "cross_border"
+)
+
+// MarketingPurposes are the purposes Marketing stands for.
+func MarketingPurposes() []string { return []string{"campaign", "advertising", "survey", "research"} }
+
 // Errors Apply reports; the state is still updated as each describes.
 var (
 	// ErrUnreadable: the value did not decode. The most protective reading
@@ -59,6 +90,9 @@ var (
 	// ErrBadKey: a tombstone or unreadable record whose key names no
 	// request; nothing was applied.
 	ErrBadKey = errors.New("subject request key names no passenger and family")
+	// ErrUnknownPurpose: the request was applied, but its purpose is none
+	// a schema or the policy knows, so no decision reads it.
+	ErrUnknownPurpose = errors.New("subject request names a purpose no schema or policy knows")
 )
 
 // Request is one subject request with its envelope.
@@ -134,11 +168,31 @@ func ParseKey(key []byte) (subjectID, family, purpose string, err error) {
 	return subjectID, family, purpose, nil
 }
 
+// Expand returns the requests r stands for: a Marketing request becomes
+// one request per marketing purpose, each with its own key and the
+// purpose appended to its event id, so that compaction keeps, and the
+// trail shows, the state of each purpose; any other request is itself.
+func Expand(r Request) []Request {
+	if r.Purpose != Marketing || r.Kind == gateway.Erasure {
+		return []Request{r}
+	}
+	var out []Request
+	for _, p := range MarketingPurposes() {
+		x := r
+		x.Purpose = p
+		x.EventID = r.EventID + "-" + p
+		out = append(out, x)
+	}
+	return out
+}
+
 // Codec encodes and decodes subject requests with the subject_request
 // schema of a schema set.
 type Codec struct {
-	set *schema.Set
-	s   *schema.Schema
+	set      *schema.Set
+	s        *schema.Schema
+	known    map[string]bool
+	consents map[string]bool
 }
 
 // NewCodec finds the subject_request schema in set.
@@ -147,7 +201,51 @@ func NewCodec(set *schema.Set) (*Codec, error) {
 	if !ok {
 		return nil, fmt.Errorf("subjects: no %s schema in the schema set", EventType)
 	}
-	return &Codec{set: set, s: s}, nil
+	known, consents := knownPurposes(set)
+	return &Codec{set: set, s: s, known: known, consents: consents}, nil
+}
+
+// Known reports whether a request may name purpose: see the package
+// documentation, "Purposes".
+func (c *Codec) Known(purpose string) bool { return c.known[purpose] }
+
+// KnownPurposes returns the purposes Known accepts, sorted.
+func (c *Codec) KnownPurposes() []string { return slices.Sorted(maps.Keys(c.known)) }
+
+// IsConsent reports whether name is a consent rather than a purpose:
+// CrossBorder or a consent an event schema records. One withdraws it; one
+// does not object to it.
+func (c *Codec) IsConsent(name string) bool { return c.consents[name] }
+
+// knownPurposes are the purpose enum of the event schemas, the consents
+// their fields record, CrossBorder and Marketing; consents are those
+// consents and CrossBorder.
+func knownPurposes(set *schema.Set) (known, consents map[string]bool) {
+	out := map[string]bool{CrossBorder: true, Marketing: true}
+	consents = map[string]bool{CrossBorder: true}
+	for _, s := range set.All() {
+		for _, f := range s.Fields {
+			if c, ok := strings.CutPrefix(f.Context, schema.ConsentPrefix); ok {
+				out[c] = true
+				consents[c] = true
+			}
+		}
+		for _, f := range s.Avro.Fields() {
+			if f.Name() != "purpose" {
+				continue
+			}
+			t := f.Type()
+			if r, ok := t.(*avro.RefSchema); ok {
+				t = r.Schema()
+			}
+			if e, ok := t.(*avro.EnumSchema); ok {
+				for _, sym := range e.Symbols() {
+					out[sym] = true
+				}
+			}
+		}
+	}
+	return out, consents
 }
 
 // Encode returns the record key and the single-object encoded value of r.
@@ -194,9 +292,11 @@ func (c *Codec) Decode(raw []byte) (Request, error) {
 }
 
 // Apply applies one record of the subject topic to store. It returns an
-// error wrapping ErrUnreadable, ErrKeyMismatch or ErrBadKey when the
-// record is not what dgw writes; the error says what was applied all the
-// same. Errors never quote the passenger id.
+// error wrapping ErrUnreadable, ErrKeyMismatch, ErrUnknownPurpose or
+// ErrBadKey when the record is not what dgw writes; the error says what
+// was applied all the same. Errors quote neither the passenger id nor an
+// unknown purpose (a free string another tool wrote, which could hold
+// anything): the record's offset, which the caller logs, finds it.
 func (c *Codec) Apply(store *gateway.SubjectStore, m gateway.Message) error {
 	if len(m.Value) == 0 {
 		subject, family, purpose, err := ParseKey(m.Key)
@@ -227,6 +327,9 @@ func (c *Codec) Apply(store *gateway.SubjectStore, m gateway.Message) error {
 	store.Apply(r.SubjectRequest)
 	if want, _ := Key(r.SubjectRequest); string(want) != string(m.Key) {
 		return fmt.Errorf("%w: %s applied", ErrKeyMismatch, r.Kind)
+	}
+	if r.Purpose != "" && !c.known[r.Purpose] {
+		return fmt.Errorf("%w: %s applied, but no decision reads its purpose", ErrUnknownPurpose, r.Kind)
 	}
 	return nil
 }

@@ -117,6 +117,11 @@ func TestApply(t *testing.T) {
 			want: gateway.SubjectContext{Consents: map[string]bool{}, Objections: []string{}}},
 		{name: "tombstone with a bad key", wantErr: subjects.ErrBadKey, msgs: []gateway.Message{{Key: []byte("P1")}},
 			want: gateway.SubjectContext{Consents: map[string]bool{}, Objections: []string{}}},
+		{name: "an unknown purpose is applied, but reported", wantErr: subjects.ErrUnknownPurpose,
+			msgs: []gateway.Message{enc(req("P1", gateway.ConsentWithdrawn, "reserch"))},
+			want: gateway.SubjectContext{Consents: map[string]bool{"reserch": false}, Objections: []string{}}},
+		{name: "marketing from another tool is known", msgs: []gateway.Message{enc(req("P1", gateway.ConsentGiven, subjects.Marketing))},
+			want: gateway.SubjectContext{Consents: map[string]bool{"marketing": true}, Objections: []string{}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,6 +133,7 @@ func TestApply(t *testing.T) {
 			if tt.wantErr != nil {
 				assert.ErrorIs(t, err, tt.wantErr)
 				assert.NotContains(t, err.Error(), "P1", "errors never quote the passenger id")
+				assert.NotContains(t, err.Error(), "reserch", "nor a free-text purpose")
 			} else {
 				assert.NoError(t, err)
 			}
@@ -187,8 +193,45 @@ func FuzzApply(f *testing.F) {
 		s := gateway.NewSubjectStore()
 		err := c.Apply(s, gateway.Message{Key: key, Value: value})
 		if err != nil && !errors.Is(err, subjects.ErrUnreadable) && !errors.Is(err, subjects.ErrKeyMismatch) &&
-			!errors.Is(err, subjects.ErrBadKey) {
+			!errors.Is(err, subjects.ErrBadKey) && !errors.Is(err, subjects.ErrUnknownPurpose) {
 			t.Fatalf("untyped error: %v", err)
 		}
 	})
+}
+
+func TestKnownPurposes(t *testing.T) {
+	c := newCodec(t)
+	for _, p := range []string{"contract", "service", "baggage", "border_control", "legal_claim", "campaign", "research",
+		"health_data", "analytics_cookies", "marketing_cookies", subjects.CrossBorder, subjects.Marketing} {
+		assert.True(t, c.Known(p), p)
+	}
+	for _, p := range []string{"", "reserch", "Marketing", "cross-border"} {
+		assert.False(t, c.Known(p), p)
+	}
+	assert.Contains(t, c.KnownPurposes(), "research")
+	assert.IsNonDecreasing(t, c.KnownPurposes())
+	for _, p := range subjects.MarketingPurposes() {
+		assert.True(t, c.Known(p), p)
+		assert.False(t, c.IsConsent(p), p)
+	}
+	for _, p := range []string{"health_data", "analytics_cookies", "marketing_cookies", subjects.CrossBorder} {
+		assert.True(t, c.IsConsent(p), p)
+	}
+	assert.False(t, c.IsConsent(subjects.Marketing), "marketing is an umbrella of purposes")
+}
+
+func TestExpand(t *testing.T) {
+	r := req("P1", gateway.ConsentWithdrawn, subjects.Marketing)
+	var got []string
+	for _, x := range subjects.Expand(r) {
+		assert.Equal(t, r.SubjectID, x.SubjectID)
+		assert.Equal(t, r.Kind, x.Kind)
+		assert.Equal(t, r.EventID+"-"+x.Purpose, x.EventID)
+		got = append(got, x.Purpose)
+	}
+	assert.Equal(t, subjects.MarketingPurposes(), got)
+	one := req("P1", gateway.Objection, "survey")
+	assert.Equal(t, []subjects.Request{one}, subjects.Expand(one))
+	erase := req("P1", gateway.Erasure, "")
+	assert.Equal(t, []subjects.Request{erase}, subjects.Expand(erase))
 }
