@@ -199,8 +199,8 @@ func (r *readiness) Ready() (bool, string) {
 	return true, ""
 }
 
-// watchGateway adds the checks of a running gateway: a broker answers, and
-// the consumer runs. Call the returned func when the pipeline has stopped.
+// watchGateway adds the checks of a running gateway: a broker answers, no
+// assigned partition is stalled, and the consumer runs. Call the returned func when the pipeline has stopped.
 // A nil readiness watches nothing.
 func (r *readiness) watchGateway(src *kafka.Source) (stopped func()) {
 	if r == nil {
@@ -212,6 +212,9 @@ func (r *readiness) watchGateway(src *kafka.Source) (stopped func()) {
 		}
 		return nil
 	})
+	// Partitions the Source's watchdog found stalled and that have not read
+	// since (topic, partition and offset only).
+	r.Add("partitions", func(context.Context) error { return src.Stalled() })
 	running := r.Flag("consumer", "consumer not running")
 	running.Set(true)
 	return func() { running.Set(false) }
