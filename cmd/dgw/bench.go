@@ -28,6 +28,7 @@ import (
 	"github.com/dgwproject/dgw/adapters/broker"
 	"github.com/dgwproject/dgw/adapters/kafka"
 	"github.com/dgwproject/dgw/gateway"
+	"github.com/dgwproject/dgw/gateway/audit"
 	"github.com/dgwproject/dgw/gateway/policy"
 	"github.com/dgwproject/dgw/gateway/redact"
 )
@@ -51,6 +52,11 @@ type benchOptions struct {
 	memProfile string
 	logLevel   string
 	timeout    time.Duration
+	audit      bool
+
+	// acct is the audit trail and subject state of the gateway runs, set
+	// by bench when audit is on.
+	acct *accountability
 
 	// serveBroker runs only the embedded broker, for a parent bench
 	// process (hidden).
@@ -69,7 +75,8 @@ records) and the same K recipients:
     to K topics (no decoding, no policy): the practical limit, since the bytes
     must move anyway;
   - the gateway: the full path of dgw run (decode, context, decide, redact,
-    encode, produce, commit) draining the same backlog;
+    encode, audit, produce, commit) draining the same backlog; with
+    --audit=false without the audit trail and the subject state;
   - the gateway's end-to-end latency at a fixed offered load of half the
     maximum it just reached: from the source record's timestamp to the
     acknowledgement of all its recipient records, and to each recipient
@@ -106,6 +113,7 @@ memory figures are the gateway's own; --broker measures against any Kafka
 	f.BoolVar(&o.mirror, "mirror", true, "measure the mirror (false: gateway only, e.g. for a long backlog)")
 	f.BoolVar(&o.warm, "warm", true, "drain the backlog a second time with the decision cache the first drain filled (the hit ratio of a long-running gateway)")
 	f.IntVar(&o.cacheSize, "decision-cache", policy.DefaultCacheSize, "decision cache entries (as dgw run; larger keeps more of a diverse stream)")
+	f.BoolVar(&o.audit, "audit", true, "write the audit trail before every delivery and read the subject topic, as dgw run always does (false: measure the gateway without them)")
 	f.BoolVar(&o.pad, "pad", true, "grow the synthetic events to 1-3 KB (false: their natural 0.2-0.6 KB)")
 	f.BoolVar(&o.json, "json", false, "print the results as JSON")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway's drain (the warm one with --warm) to this file")
@@ -151,7 +159,10 @@ type benchConfig struct {
 	PublishPerS  float64 `json:"publish_records_per_sec"`
 	PolicyRev    string  `json:"policy_revision"`
 	DecisionSize int     `json:"decision_cache_size"`
-	GOGC         string  `json:"gogc,omitempty"`
+	// Audit is whether the gateway wrote the audit trail (and read the
+	// subject state), as dgw run always does.
+	Audit bool   `json:"audit"`
+	GOGC  string `json:"gogc,omitempty"`
 }
 
 // benchPhase is one drain of the backlog.
@@ -256,7 +267,19 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 		Machine: benchMachine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH},
 		Config: benchConfig{Events: o.events, Recipients: len(recipients), Partitions: o.partitions, Workers: o.workers,
 			Queue: o.queue, Broker: where, Seed: o.seed, PolicyRev: p.decider.Revision(), DecisionSize: o.cacheSize,
-			GOGC: os.Getenv("GOGC")},
+			GOGC: os.Getenv("GOGC"), Audit: o.audit},
+	}
+	if o.audit {
+		// dgw run's audit trail and subject state, on topics created as
+		// dgw dev creates them.
+		acct, err := newAccountability(p.set, prefix+defaultAuditTopic, prefix+defaultSubjectTopic, audit.DevKey("dgw-bench"), defaultAuditRetention)
+		if err != nil {
+			return err
+		}
+		if err := acct.ensureTopics(ctx, kafka.AdminConfig{Brokers: brokers}, o.partitions, 1); err != nil {
+			return fmt.Errorf("create the audit and subject topics: %w", err)
+		}
+		o.acct = acct
 	}
 
 	// The backlog.
@@ -838,7 +861,8 @@ func (a *app) drain(ctx context.Context, o benchOptions, brokers, sources []stri
 	gwErr := make(chan error, 1)
 	group := fmt.Sprintf("dgw-bench-gateway-%d", time.Now().UnixNano())
 	go func() {
-		gwErr <- runGateway(gctx, gatewayOptions{brokers: brokers, clientID: "dgw-bench", group: group, topics: sources,
+		// The client id names the audit chains: each drain writes its own.
+		gwErr <- runGateway(gctx, gatewayOptions{brokers: brokers, clientID: group, group: group, topics: sources, acct: o.acct,
 			deadLetter: "dgw.deadletter", held: "dgw.held", workers: o.workers, queue: o.queue, parts: p, log: log,
 			observers: []gateway.Observer{obs}, sink: &timingSink{sink, obs},
 			wrapSource: func(s gateway.Source) gateway.Source { return &timingSource{s, obs} }})
@@ -1012,6 +1036,11 @@ func printBench(w io.Writer, r *benchResult) {
 	c := &r.Config
 	fmt.Fprintf(w, "dgw bench: %d events (mean %.0f B), %d recipients, %d partitions, %d workers × (queue %d + 1), %s\n",
 		c.Events, c.RecordBytes, c.Recipients, c.Partitions, c.Workers, c.Queue, c.Broker)
+	audited := "with the audit trail"
+	if !c.Audit {
+		audited = "without the audit trail"
+	}
+	fmt.Fprintf(w, "gateway %s\n", audited)
 	fmt.Fprintf(w, "machine: %d CPUs, %s, %s, %s; policy revision %s\n\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.OS, c.PolicyRev)
 	fmt.Fprintf(w, "%-26s %14s %18s %14s\n", "", "source rec/s", "recipient rec/s", "CPU µs/event")
 	if m := r.Mirror; m != nil {

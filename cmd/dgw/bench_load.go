@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/dgwproject/dgw/gateway"
@@ -57,8 +58,13 @@ func (w *workload) next(topic func(eventType string) string) (gateway.Disclosure
 	return gateway.Disclosure{Topic: topic(ev.Type), Key: []byte(ev.Key), Value: raw}, nil
 }
 
-// grow repeats items of v's growable lists until the encoding reaches
-// target bytes or cannot grow; it returns the encoding.
+// grow repeats items of v's growable lists, one item per round taking the
+// lists in turn, for the fewest rounds (at most 256) whose encoding reaches
+// target bytes, and returns that encoding. The size grows by at least a
+// byte per round, so the rounds are estimated from the size of one round of
+// every list and then corrected one round at a time: a few encodings per
+// event instead of one per round, which made publishing a large backlog
+// take longer than draining it.
 func grow(s *schema.Schema, v map[string]any, raw []byte, target int) ([]byte, error) {
 	lists := growable(s, v, "")
 	if s.EventType == "booking" {
@@ -70,24 +76,66 @@ func grow(s *schema.Schema, v map[string]any, raw []byte, target int) ([]byte, e
 			lists = growable(s, v, "")
 		}
 	}
-	if len(lists) == 0 {
+	if len(lists) == 0 || len(raw) >= target {
 		return raw, nil
 	}
-	base := make([]int, len(lists))
+	base := make([][]any, len(lists))
 	for i, l := range lists {
-		base[i] = len(l.m[l.name].([]any))
+		base[i] = l.m[l.name].([]any)
 	}
-	for round := 0; len(raw) < target && round < 256; round++ {
-		l := lists[round%len(lists)]
-		items := l.m[l.name].([]any)
-		l.m[l.name] = append(items, items[len(items)%base[round%len(lists)]])
+	const maxRounds = 256
+	// setRounds makes v the generated event grown by k rounds.
+	setRounds := func(k int) {
+		for i, l := range lists {
+			items := slices.Clip(base[i])
+			n := len(base[i])
+			for r := i; r < k; r += len(lists) {
+				items = append(items, items[len(items)%n])
+			}
+			l.m[l.name] = items
+		}
+	}
+	encodeAt := func(k int) ([]byte, error) {
+		setRounds(k)
 		out, err := codec.Encode(s, v)
 		if err != nil {
 			return nil, fmt.Errorf("grow %s event: %w", s.EventType, err)
 		}
-		raw = out
+		return out, nil
 	}
-	return raw, nil
+	cycle := min(len(lists), maxRounds)
+	one, err := encodeAt(cycle)
+	if err != nil {
+		return nil, err
+	}
+	k, out := cycle, one
+	if len(one) < target {
+		perRound := max(float64(len(one)-len(raw))/float64(cycle), 1)
+		k = min(maxRounds, cycle+int(float64(target-len(one))/perRound))
+		if out, err = encodeAt(k); err != nil {
+			return nil, err
+		}
+	}
+	for len(out) < target && k < maxRounds {
+		k++
+		if out, err = encodeAt(k); err != nil {
+			return nil, err
+		}
+	}
+	for k > 0 {
+		prev := raw
+		if k > 1 {
+			if prev, err = encodeAt(k - 1); err != nil {
+				return nil, err
+			}
+		}
+		if len(prev) < target {
+			break
+		}
+		k, out = k-1, prev
+	}
+	setRounds(k) // v as encoded
+	return out, nil
 }
 
 type list struct {
