@@ -180,8 +180,13 @@ func (a *accountability) start(ctx context.Context, o *gatewayOptions, fail cont
 			Topic: a.subjectTopic, Security: o.security}, func(m gateway.Message) error {
 			records++
 			if err := a.subjects.Apply(store, m); err != nil {
-				o.log.Error("subject request not applied as written", "topic", m.Topic, "partition", m.Partition,
-					"offset", m.Offset, "error", err.Error())
+				msg := "subject request not applied as written"
+				if errors.Is(err, subjects.ErrUnknownPurpose) {
+					// Applied, but a typo or another tool's word for a
+					// purpose: the passenger's wish has no effect yet.
+					msg = "subject request names a purpose no decision reads"
+				}
+				o.log.Error(msg, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "error", err.Error())
 			}
 			return nil
 		}, func() { close(caughtUp) })

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -25,6 +27,7 @@ import (
 	"github.com/dgwproject/dgw/gateway/audit"
 	"github.com/dgwproject/dgw/gateway/codec"
 	"github.com/dgwproject/dgw/gateway/synth"
+	"github.com/dgwproject/dgw/policies"
 )
 
 // byPartition groups records by partition, each in offset order.
@@ -532,7 +535,12 @@ func TestSubjectRequestsApplyInStream(t *testing.T) {
 	request(t, tb.brokers, R, "--consent", "research")
 	request(t, tb.brokers, R, "--consent", "cross_border")
 	request(t, tb.brokers, E, "--erase")
-	request(t, tb.brokers, O, "--object", objected)
+	objectArgs := []string{"--object", objected}
+	if slices.Contains(contractPurposes, objected) {
+		// §8 promises it, GDPR Art 21 does not: the CLI wants the DPO's word.
+		objectArgs = append(objectArgs, "--dpo-approved")
+	}
+	request(t, tb.brokers, O, objectArgs...)
 	var logs logBuffer
 	sentA := phase(t, "-a", slog.New(slog.NewJSONHandler(&logs, nil)))
 	// The state was complete before the gateway served anything.
@@ -564,10 +572,11 @@ func TestSubjectRequestsApplyInStream(t *testing.T) {
 	}
 	require.Positive(t, pulse, "with research consent, market research receives R's research events")
 
-	// Phase B: R withdraws; a new gateway process rebuilds the state from
-	// the compacted topic alone.
-	request(t, tb.brokers, R, "--withdraw", "research")
-	states[R] = gateway.SubjectContext{Consents: map[string]bool{"research": false, "cross_border": true}}
+	// Phase B: R withdraws marketing consent, which covers research; a new
+	// gateway process rebuilds the state from the compacted topic alone.
+	request(t, tb.brokers, R, "--withdraw", "marketing")
+	states[R] = gateway.SubjectContext{Consents: map[string]bool{"campaign": false, "advertising": false, "survey": false,
+		"research": false, "cross_border": true}}
 	sentB := phase(t, "-b", nil)
 
 	// The meaning, beyond matching the policy.
@@ -736,6 +745,15 @@ func TestSubjectRequestCommand(t *testing.T) {
 		{name: "no passenger", args: []string{"--erase"}, want: "--passenger is required"},
 		{name: "unknown purpose", args: []string{"--passenger", "P", "--withdraw", "reserch"}, want: `unknown purpose "reserch"`},
 		{name: "bad channel", args: []string{"--passenger", "P", "--erase", "--channel", "pigeon"}, want: "--channel"},
+		{name: "objection to a consent", args: []string{"--passenger", "P", "--object", "cross_border"}, want: "use --withdraw cross_border"},
+		{name: "objection to a legal duty", args: []string{"--passenger", "P", "--object", "border_control"},
+			want: `an objection to "border_control" changes nothing`},
+		{name: "withdrawal of a legal duty", args: []string{"--passenger", "P", "--withdraw", "legal_claim"},
+			want: `withdrawing consent to "legal_claim" changes nothing`},
+		{name: "objection to the contract", args: []string{"--passenger", "P", "--object", "contract"},
+			want: "GDPR Art 21 gives no right to object"},
+		{name: "withdrawal of a contract purpose", args: []string{"--passenger", "P", "--withdraw", "service"},
+			want: "pass --dpo-approved"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -744,6 +762,51 @@ func TestSubjectRequestCommand(t *testing.T) {
 			assert.Contains(t, stderr, tt.want)
 		})
 	}
+	// Refused requests published nothing; lifting an objection, marketing
+	// objections and a DPO-approved objection to the contract are published.
+	request(t, tb.brokers, "PAX-2", "--object", "marketing")
+	request(t, tb.brokers, "PAX-2", "--unobject", "contract")
+	request(t, tb.brokers, "PAX-2", "--object", "service", "--dpo-approved")
+	keys = nil
+	for _, r := range readAll(t, tb.brokers, defaultSubjectTopic)[defaultSubjectTopic] {
+		keys = append(keys, r.Key)
+	}
+	assert.ElementsMatch(t, []string{"PAX-1|consent|campaign", "PAX-1|consent|advertising", "PAX-1|consent|survey",
+		"PAX-1|consent|research", "PAX-1|erasure|", "PAX-2|objection|campaign", "PAX-2|objection|advertising",
+		"PAX-2|objection|survey", "PAX-2|objection|research", "PAX-2|objection|contract", "PAX-2|objection|service"}, keys)
+}
+
+// The CLI's purpose classes are the policy's: what rests on the contract
+// (purpose_basis in classes.rego) and what an objection does not stop
+// (objection_exempt in subject.rego).
+func TestObjectionRulesMatchPolicy(t *testing.T) {
+	var mods []func(*rego.Rego)
+	require.NoError(t, fs.WalkDir(policies.FS, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".rego") || strings.HasSuffix(path, "_test.rego") {
+			return err
+		}
+		src, err := fs.ReadFile(policies.FS, path)
+		mods = append(mods, rego.Module(path, string(src)))
+		return err
+	}))
+	eval := func(query string) any {
+		rs, err := rego.New(append(mods, rego.Query(query))...).Eval(t.Context())
+		require.NoError(t, err)
+		require.Len(t, rs, 1)
+		return rs[0].Expressions[0].Value
+	}
+	var contract []string
+	for purpose, basis := range eval("data.dgw.purpose_basis").(map[string]any) {
+		if basis == "contract" {
+			contract = append(contract, purpose)
+		}
+	}
+	assert.ElementsMatch(t, contractPurposes, contract)
+	var exempt []string
+	for _, p := range eval("data.dgw.objection_exempt").([]any) {
+		exempt = append(exempt, p.(string))
+	}
+	assert.ElementsMatch(t, legalDutyPurposes, exempt)
 }
 
 // The gateway refuses topics that would lose what they must keep.
@@ -846,8 +909,8 @@ func TestSubjectStateSurvivesCompaction(t *testing.T) {
 		args []string
 	}{
 		{"P1", []string{"--consent", "research"}}, {"P1", []string{"--withdraw", "research"}}, {"P2", []string{"--erase"}},
-		{"P3", []string{"--object", "service"}}, {"P3", []string{"--unobject", "service"}}, {"P1", []string{"--consent", "survey"}},
-		{"P3", []string{"--object", "contract"}},
+		{"P3", []string{"--object", "survey"}}, {"P3", []string{"--unobject", "survey"}}, {"P1", []string{"--consent", "survey"}},
+		{"P3", []string{"--object", "contract", "--dpo-approved"}},
 	}
 	for _, s := range steps {
 		request(t, tb.brokers, s.pax, s.args...)

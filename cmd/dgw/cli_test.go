@@ -173,5 +173,10 @@ func TestDevRunsToCompletion(t *testing.T) {
 			flowing++
 		}
 	}
-	assert.GreaterOrEqual(t, flowing, 10, "recipients with deliveries")
+	assert.GreaterOrEqual(t, flowing, 14, "recipients with deliveries")
+	// The recipients abroad receive only with the cross-border consent the
+	// synthetic passengers give in subject requests (Law 94-V Art 16): no
+	// requests, nothing for them (TestDevWithoutSubjectRequests).
+	assert.Regexp(t, `dgw dev: [1-9]\d* synthetic subject requests published to subject\.requests`, stderr)
+	assertForeignReceive(t, recipientsDelivered(s.Recipients))
 }

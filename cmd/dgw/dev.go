@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ import (
 	"github.com/dgwproject/dgw/gateway/codec"
 	"github.com/dgwproject/dgw/gateway/policy"
 	"github.com/dgwproject/dgw/gateway/redact"
+	"github.com/dgwproject/dgw/gateway/subjects"
 	"github.com/dgwproject/dgw/gateway/synth"
 )
 
@@ -34,6 +36,7 @@ type devOptions struct {
 	workers      int
 	trace        bool
 	adminAddr    string
+	requests     bool
 }
 
 func (a *app) devCmd() *cobra.Command {
@@ -49,10 +52,18 @@ per-recipient summary. Any Kafka client can watch the broker meanwhile, e.g.
   kcat -b 127.0.0.1:9092 -C -t dgw.out.kz-border-api -f '%k %h\n'
 With --events N it stops once N records are fully processed and prints the
 final summary (--json for machines). Hash keys and the audit key are
-development keys. Every decision goes to the audit trail dgw.audit; subject
-requests published to subject.requests (dgw subject request) apply at once:
+development keys. Every decision goes to the audit trail dgw.audit.
+
+The synthetic passengers also make subject requests, published to the
+compacted subject.requests topic as dgw subject request does: most consent to
+cross-border transfer when they book (Law 94-V Art 16 lists no country as
+ensuring protection, so every recipient abroad needs that consent), some to
+marketing or research; after some trips one withdraws, objects or asks for
+erasure. Requests published with dgw subject request apply at once too:
   dgw audit verify --dev-key
-  dgw audit subject PASSENGER_ID --dev-key`,
+  dgw audit subject PASSENGER_ID --dev-key
+With --subject-requests=false the stream carries none, and the recipients
+abroad receive nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.events < 0 || o.rate < 0 || o.corruptEvery < 0 {
@@ -74,6 +85,7 @@ requests published to subject.requests (dgw subject request) apply at once:
 	f.IntVar(&o.workers, "workers", 8, "gateway workers")
 	f.BoolVar(&o.trace, "trace", false, "print every span as a JSON line on stdout")
 	f.StringVar(&o.adminAddr, "admin-addr", telemetry.DefaultAdminAddr, "address of the admin server (/metrics, /healthz, /readyz); empty for none")
+	f.BoolVar(&o.requests, "subject-requests", true, "the synthetic passengers also publish subject requests (consents, withdrawals, objections, erasures)")
 	return cmd
 }
 
@@ -135,7 +147,8 @@ func (a *app) dev(ctx context.Context, o devOptions) error {
 		}))
 	}
 	prodErr := make(chan error, 1)
-	go func() { prodErr <- a.produce(ctx, brokers, p, o) }()
+	var requests atomic.Int64
+	go func() { prodErr <- a.produce(ctx, brokers, p, acct, o, &requests) }()
 	gwErr := make(chan error, 1)
 	go func() {
 		gwErr <- runGateway(ctx, gatewayOptions{brokers: brokers, clientID: "dgw-dev", group: "dgw-dev", topics: sources,
@@ -187,6 +200,9 @@ loop:
 		}
 	}
 	cancel()
+	if o.requests {
+		fmt.Fprintf(a.stderr, "dgw dev: %d synthetic subject requests published to %s\n", requests.Load(), acct.subjectTopic)
+	}
 	sum := summary{PolicyRevision: p.decider.Revision(), StatsSnapshot: stats.Snapshot()}
 	if h, m := p.decider.Stats(); h+m > 0 {
 		sum.DecisionCache = &cacheStats{Hits: h, Misses: m, Ratio: float64(h) / float64(h+m)}
@@ -226,13 +242,19 @@ func liveLine(s gateway.StatsSnapshot, lastEvents int64, interval time.Duration)
 
 // produce publishes the synthetic stream, as a booking system would: Avro
 // single-object encoding, keyed by passenger id, one topic per event type.
-func (a *app) produce(ctx context.Context, brokers []string, p *parts, o devOptions) error {
+// With o.requests the passengers' subject requests go to the subject topic
+// through subjectRecords, as `dgw subject request` publishes them; each
+// batch's requests are acknowledged before its events are written, so the
+// gateway, which follows the subject topic apart from the event topics,
+// usually has a consent before the events it applies to (synth.RequestLead
+// puts it well ahead of them in the stream). --events counts events only.
+func (a *app) produce(ctx context.Context, brokers []string, p *parts, acct *accountability, o devOptions, requests *atomic.Int64) error {
 	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-dev-publisher"})
 	if err != nil {
 		return err
 	}
 	defer sink.Close(context.WithoutCancel(ctx))
-	g := synth.New(synth.Options{Seed: o.seed})
+	g := synth.New(synth.Options{Seed: o.seed, SubjectRequests: o.requests})
 	const batch = 50
 	var ticker *time.Ticker
 	if o.rate > 0 {
@@ -247,9 +269,19 @@ func (a *app) produce(ctx context.Context, brokers []string, p *parts, o devOpti
 			n = min(n, o.events-sent)
 		}
 		ds := make([]gateway.Disclosure, 0, n)
+		var reqs []gateway.Disclosure
 		for range n {
-			sent++
 			ev := g.Next()
+			for ev.Type == synth.RequestType {
+				rs, _, err := subjectRecords(acct.subjects, acct.subjectTopic, synthRequest(ev), false)
+				if err != nil {
+					return fmt.Errorf("synthetic subject request: %w", err)
+				}
+				reqs = append(reqs, rs...)
+				requests.Add(1)
+				ev = g.Next()
+			}
+			sent++
 			s, _ := p.set.ByEventType(ev.Type)
 			val, err := codec.Encode(s, ev.Value)
 			if err != nil {
@@ -260,11 +292,16 @@ func (a *app) produce(ctx context.Context, brokers []string, p *parts, o devOpti
 			}
 			ds = append(ds, gateway.Disclosure{Topic: sourceTopic(ev.Type), Key: []byte(ev.Key), Value: val})
 		}
-		if err := sink.Write(ctx, ds...); err != nil {
-			if ctx.Err() != nil {
-				return nil
+		for _, w := range [][]gateway.Disclosure{reqs, ds} {
+			if len(w) == 0 {
+				continue
 			}
-			return err
+			if err := sink.Write(ctx, w...); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
 		}
 		if ticker != nil {
 			select {
@@ -275,6 +312,18 @@ func (a *app) produce(ctx context.Context, brokers []string, p *parts, o devOpti
 		}
 	}
 	return nil
+}
+
+// synthRequest reads a synthetic subject request (synth.RequestType).
+func synthRequest(ev synth.Event) subjects.Request {
+	str := func(k string) string { s, _ := ev.Value[k].(string); return s }
+	at, _ := ev.Value["occurred_at"].(time.Time)
+	verified, _ := ev.Value["verified_identity"].(bool)
+	return subjects.Request{
+		SubjectRequest: gateway.SubjectRequest{SubjectID: ev.Key, Kind: gateway.SubjectRequestKind(str("kind")), Purpose: str("purpose")},
+		EventID:        str("event_id"), OccurredAt: at, SourceSystem: str("source_system"), Channel: str("channel"),
+		VerifiedIdentity: verified,
+	}
 }
 
 // corrupt damages a record the way real producers do: a truncated body, a

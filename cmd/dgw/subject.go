@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/hamba/avro/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/dgwproject/dgw/adapters/kafka"
@@ -21,16 +19,22 @@ import (
 	"github.com/dgwproject/dgw/schemas"
 )
 
-// marketingPurposes is what "marketing" stands for in a subject request:
-// every purpose that rests on marketing consent (privacy policy §7.1.1(5)
-// to (8), §16): campaigns, advertising, surveys and research, which is
-// also the consent market research recipients need (§9.1.5).
-var marketingPurposes = []string{"campaign", "advertising", "survey", "research"}
-
-// crossBorderConsent is the consent key the policy reads for transfers
-// abroad that rest on consent (Law 94-V Art 16; GDPR Art 49(1)(a)); no
-// event schema carries it, so it is listed here.
-const crossBorderConsent = "cross_border"
+// Purposes by what an objection or a withdrawn consent does to them under
+// the built-in policy. They mirror purpose_basis in policies/classes.rego
+// and objection_exempt in policies/subject.rego; TestObjectionRulesMatchPolicy
+// keeps them equal.
+var (
+	// contractPurposes rest on the contract (GDPR Art 6(1)(b)): GDPR
+	// Art 21 gives no right to object to them and a withdrawn consent does
+	// not end them, but the policy stops them all the same (fail closed,
+	// §8 promises an objection "unless contrary to law"). Whether to
+	// honour such a request is the DPO's call: README, "Open questions".
+	contractPurposes = []string{"baggage", "contract", "service"}
+	// legalDutyPurposes are legal duties and the defence of legal claims,
+	// which neither an objection nor a withdrawal stops (§8; GDPR Art
+	// 21(1)); the policy ignores such requests.
+	legalDutyPurposes = []string{"border_control", "crime_prevention", "legal_claim", "legal_obligation"}
+)
 
 func (a *app) subjectCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -52,6 +56,7 @@ type subjectRequestOptions struct {
 	channel   string
 	verified  bool
 	source    string
+	approved  bool
 }
 
 func (a *app) subjectRequestCmd() *cobra.Command {
@@ -73,7 +78,16 @@ research, contract, service, ...), a consent of the schemas (health_data,
 analytics_cookies, marketing_cookies), cross_border, or marketing, which stands
 for campaign, advertising, survey and research. Records are keyed
 <passenger id>|<consent|objection|erasure>|<purpose>, so compaction keeps the
-latest decision per passenger and purpose.`,
+latest decision per passenger and purpose.
+
+Refused, with the reason (exit 2):
+  --object or --withdraw of a legal duty (border_control, legal_obligation,
+  crime_prevention) or legal_claim: neither stops it (§8; GDPR Art 21(1));
+  --object of a consent (cross_border, health_data, ...): use --withdraw;
+  --object or --withdraw of a purpose that rests on the contract (contract,
+  service, baggage) unless --dpo-approved: GDPR Art 21 gives no right to object
+  to it, yet the policy would stop every disclosure for that purpose, the ones
+  the passenger's own trip needs included.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.subjectRequest(cmd, &o)
@@ -90,6 +104,7 @@ latest decision per passenger and purpose.`,
 	f.StringVar(&o.channel, "channel", "contact_centre", "how the request came in: "+strings.Join(subjects.Channels, ", "))
 	f.BoolVar(&o.verified, "identity-verified", false, "the passenger's identity was checked (§8: written request with ID)")
 	f.StringVar(&o.source, "source-system", "dgw-cli", "source_system of the record")
+	f.BoolVar(&o.approved, "dpo-approved", false, "publish an objection to, or a withdrawal of, a purpose that rests on the contract: the DPO decided to honour it")
 	return cmd
 }
 
@@ -133,42 +148,18 @@ func (a *app) subjectRequest(cmd *cobra.Command, o *subjectRequestOptions) error
 		return err
 	}
 	act := acts[0]
-	purposes := []string{""}
-	if act.kind != gateway.Erasure {
-		known := knownPurposes(set)
-		switch {
-		case act.purpose == "marketing":
-			purposes = marketingPurposes
-		case known[act.purpose]:
-			purposes = []string{act.purpose}
-		default:
-			names := make([]string, 0, len(known)+1)
-			for p := range known {
-				names = append(names, p)
-			}
-			sort.Strings(names)
-			return failWith(2, fmt.Errorf("unknown purpose %q: expected marketing or one of %s", act.purpose, strings.Join(names, ", ")))
-		}
+	id := make([]byte, 8)
+	if _, err := rand.Read(id); err != nil {
+		return err
 	}
-	now := time.Now().UTC()
 	topic := o.subjectTopic(setup)
-	var ds []gateway.Disclosure
-	var done []string
-	for _, p := range purposes {
-		id := make([]byte, 8)
-		if _, err := rand.Read(id); err != nil {
-			return err
-		}
-		key, value, err := codec.Encode(subjects.Request{
-			SubjectRequest: gateway.SubjectRequest{SubjectID: o.passenger, Kind: act.kind, Purpose: p},
-			EventID:        "sr-" + hex.EncodeToString(id), OccurredAt: now, SourceSystem: o.source,
-			Channel: o.channel, VerifiedIdentity: o.verified,
-		})
-		if err != nil {
-			return failWith(2, err)
-		}
-		ds = append(ds, gateway.Disclosure{Topic: topic, Key: key, Value: value})
-		done = append(done, strings.TrimSpace(string(act.kind)+" "+p))
+	ds, done, err := subjectRecords(codec, topic, subjects.Request{
+		SubjectRequest: gateway.SubjectRequest{SubjectID: o.passenger, Kind: act.kind, Purpose: act.purpose},
+		EventID:        "sr-" + hex.EncodeToString(id), OccurredAt: time.Now().UTC(), SourceSystem: o.source,
+		Channel: o.channel, VerifiedIdentity: o.verified,
+	}, o.approved)
+	if err != nil {
+		return failWith(2, err)
 	}
 	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: setup.brokers, ClientID: "dgw-subject-request", Security: setup.security})
 	if err != nil {
@@ -188,31 +179,58 @@ func (a *app) subjectRequest(cmd *cobra.Command, o *subjectRequestOptions) error
 	return nil
 }
 
-// knownPurposes are the purposes and consents a request may name: the
-// purpose enum of the event schemas, the consents their fields record, and
-// the cross-border consent.
-func knownPurposes(set *schema.Set) map[string]bool {
-	out := map[string]bool{crossBorderConsent: true}
-	for _, s := range set.All() {
-		for _, f := range s.Fields {
-			if strings.HasPrefix(f.Context, schema.ConsentPrefix) {
-				out[strings.TrimPrefix(f.Context, schema.ConsentPrefix)] = true
-			}
-		}
-		for _, f := range s.Avro.Fields() {
-			if f.Name() != "purpose" {
-				continue
-			}
-			t := f.Type()
-			if r, ok := t.(*avro.RefSchema); ok {
-				t = r.Schema()
-			}
-			if e, ok := t.(*avro.EnumSchema); ok {
-				for _, sym := range e.Symbols() {
-					out[sym] = true
-				}
-			}
-		}
+// subjectRecords turns one request, as support staff or a booking flow
+// state it, into the records of the subject topic: it refuses a purpose
+// nothing reads and the requests checkRequest refuses, and expands
+// marketing to the purposes it stands for. `dgw subject request` and the
+// synthetic stream of `dgw dev` both publish through it. done describes
+// each record ("consent_withdrawn research"); errors are the caller's
+// usage errors and quote no passenger id.
+func subjectRecords(c *subjects.Codec, topic string, r subjects.Request, dpoApproved bool) (ds []gateway.Disclosure, done []string, err error) {
+	if r.Kind != gateway.Erasure && !c.Known(r.Purpose) {
+		return nil, nil, fmt.Errorf("unknown purpose %q: expected %s or one of %s", r.Purpose, subjects.Marketing,
+			strings.Join(slices.DeleteFunc(c.KnownPurposes(), func(p string) bool { return p == subjects.Marketing }), ", "))
 	}
-	return out
+	if err := checkRequest(c, r.SubjectRequest, dpoApproved); err != nil {
+		return nil, nil, err
+	}
+	for _, x := range subjects.Expand(r) {
+		key, value, err := c.Encode(x)
+		if err != nil {
+			return nil, nil, err
+		}
+		ds = append(ds, gateway.Disclosure{Topic: topic, Key: key, Value: value})
+		done = append(done, strings.TrimSpace(string(x.Kind)+" "+x.Purpose))
+	}
+	return ds, done, nil
+}
+
+// checkRequest refuses the objections and withdrawals that would not do
+// what the passenger or support staff expect: see contractPurposes and
+// legalDutyPurposes. An objection or withdrawal being lifted, a consent
+// given and an erasure always pass.
+func checkRequest(c *subjects.Codec, r gateway.SubjectRequest, dpoApproved bool) error {
+	var verb string
+	switch r.Kind {
+	case gateway.Objection:
+		verb = "an objection to"
+		if c.IsConsent(r.Purpose) {
+			return fmt.Errorf("%q is a consent, not a purpose: to stop what rests on it, use --withdraw %s", r.Purpose, r.Purpose)
+		}
+	case gateway.ConsentWithdrawn:
+		verb = "withdrawing consent to"
+	default:
+		return nil
+	}
+	switch {
+	case slices.Contains(legalDutyPurposes, r.Purpose):
+		return fmt.Errorf("%s %q changes nothing: it is a legal duty or the defence of legal claims, which neither an objection nor a withdrawn consent overrides (§8 \"unless contrary to law\"; GDPR Art 21(1)), so the policy ignores it; nothing was published",
+			verb, r.Purpose)
+	case slices.Contains(contractPurposes, r.Purpose) && !dpoApproved:
+		return fmt.Errorf("%s %q not published: the purpose rests on the contract (GDPR Art 6(1)(b)), to which GDPR Art 21 gives no right to object and which a withdrawn consent does not end (Art 7(3)); "+
+			"the policy would still stop every disclosure for %q about this passenger, the ones the trip itself needs (airports, catering, payment) included. "+
+			"§8 of the privacy policy promises an objection \"unless contrary to law\": whether to honour this one is the DPO's decision (README, \"Open questions\"); with it, pass --dpo-approved",
+			verb, r.Purpose, r.Purpose)
+	}
+	return nil
 }
