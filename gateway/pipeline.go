@@ -347,7 +347,10 @@ func (p *Pipeline) worker(m *Message) int {
 func (p *Pipeline) handle(ctx context.Context, worker int, j job) {
 	res := &EventResult{Topic: j.msg.Topic, Partition: j.msg.Partition, Offset: j.msg.Offset, SourceTime: j.msg.Time}
 	// The trace continues from the publisher's record into every output.
-	ctx = p.tel.prop.Extract(ctx, HeaderCarrier{&j.msg.Headers})
+	// The carrier points at a copy of the slice header: a pointer into j
+	// would move the whole job to the heap, for every event.
+	srcHeaders := j.msg.Headers
+	ctx = p.tel.prop.Extract(ctx, HeaderCarrier{&srcHeaders})
 	ctx, span := p.tel.tracer.Start(ctx, "dgw.consume "+j.msg.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("messaging.system", "kafka"),
 			attribute.String("messaging.destination.name", j.msg.Topic),
@@ -385,8 +388,10 @@ func (p *Pipeline) handle(ctx context.Context, worker int, j job) {
 		decider = s.Snapshot()
 	}
 	res.Recipients = make([]RecipientResult, len(recipients))
-	out := make([]Disclosure, 0, len(recipients)+1)
-	owner := make([]int, 0, len(recipients)+1) // recipient index of out[i], -1 for held/audit
+	// Most pairs are refused: a few records per event, not one per
+	// recipient, so the slices start small and grow when needed.
+	out := make([]Disclosure, 0, min(len(recipients), 4))
+	owner := make([]int, 0, min(len(recipients), 4)) // recipient index of out[i], -1 for held
 	for i, r := range recipients {
 		rr := &res.Recipients[i]
 		rr.Recipient = r
@@ -398,8 +403,8 @@ func (p *Pipeline) handle(ctx context.Context, worker int, j job) {
 		if recording {
 			rspan.SetAttributes(attribute.String("dgw.recipient.id", r.ID), attribute.String("dgw.recipient.type", r.Type))
 		}
-		d := p.discloseTo(rctx, decider, &j.msg, ev, r, rr, i, &out, &owner)
-		if recording {
+		p.discloseTo(rctx, decider, &j.msg, ev, r, rr, i, &out, &owner)
+		if d := &rr.Decision; recording {
 			rspan.SetAttributes(attribute.String("dgw.outcome", string(rr.Outcome)), attribute.String("dgw.policy.revision", d.Revision))
 			if d.Transfer.CrossBorder {
 				rspan.SetAttributes(attribute.String("dgw.transfer.mechanism", d.Transfer.Mechanism))
@@ -524,31 +529,35 @@ func (p *Pipeline) recipientsFor(m *Message) []*Recipient {
 	return out
 }
 
-// discloseTo decides, checks and redacts one recipient's copy of ev, and
-// appends what must be written for it (a delivery or a held record) to out.
-func (p *Pipeline) discloseTo(ctx context.Context, decider Decider, msg *Message, ev *Event, r *Recipient, rr *RecipientResult, i int, out *[]Disclosure, owner *[]int) Decision {
+// discloseTo decides, checks and redacts one recipient's copy of ev, sets
+// rr, and appends what must be written for it (a delivery or a held
+// record) to out. The decision is used where it is kept, in rr: a local
+// copy whose address reaches the redactor would be moved to the heap for
+// every (event, recipient).
+func (p *Pipeline) discloseTo(ctx context.Context, decider Decider, msg *Message, ev *Event, r *Recipient, rr *RecipientResult, i int, out *[]Disclosure, owner *[]int) {
 	hold := func(reason Reason, err error) {
 		rr.Outcome, rr.Reason, rr.Err = OutcomeHeld, reason, err
 		p.log.Warn("held for recipient", "event_id", ev.ID, "recipient", r.ID, "reason", string(reason), "error", err.Error())
 		*out = append(*out, p.parked(msg, p.cfg.held, reason, err, r.ID, ev.ID))
 		*owner = append(*owner, -1)
 	}
-	d, err := p.decide(ctx, decider, ev, r)
-	rr.Decision = d
+	var err error
+	rr.Decision, err = p.decide(ctx, decider, ev, r)
+	d := &rr.Decision
 	if err != nil {
 		reason, ok := ReasonOf(err)
 		if !ok {
 			reason = ReasonPolicy
 		}
 		hold(reason, err)
-		return d
+		return
 	}
 	if !d.Allow {
 		rr.Outcome = OutcomeRefused
-		return d
+		return
 	}
 	_, span := p.tel.child(ctx, "dgw.redact")
-	val, fp, err := p.red.Redact(ev, r, &d)
+	val, fp, err := p.red.Redact(ev, r, d)
 	span.End()
 	if err != nil {
 		reason := ReasonRedact
@@ -556,14 +565,13 @@ func (p *Pipeline) discloseTo(ctx context.Context, decider Decider, msg *Message
 			reason = ReasonScope
 		}
 		hold(reason, err)
-		return d
+		return
 	}
 	rr.Outcome, rr.Schema = OutcomeDelivered, fp
-	dl := p.delivery(ev, r, &d, val, fp)
-	p.tel.prop.Inject(ctx, HeaderCarrier{&dl.Headers})
-	*out = append(*out, dl)
+	*out = append(*out, p.delivery(ev, r, d, val, fp))
 	*owner = append(*owner, i)
-	return d
+	// The carrier points into out, which is on the heap already.
+	p.tel.prop.Inject(ctx, HeaderCarrier{&(*out)[len(*out)-1].Headers})
 }
 
 func (p *Pipeline) decide(ctx context.Context, decider Decider, ev *Event, r *Recipient) (Decision, error) {
