@@ -696,6 +696,14 @@ func TestSubjectRequestsApplyInStream(t *testing.T) {
 			applied = outcome(i) == gateway.OutcomeDelivered
 		}
 		assert.True(t, applied, "the renewed consent reached the running gateway")
+		// An objection to marketing (research included, GDPR Art 21(2)
+		// and (6)) stops research again despite the consent.
+		request(t, tb.brokers, R, "--object", "marketing")
+		stopped := false
+		for i := 51; i <= 100 && !stopped; i++ {
+			stopped = outcome(i) == gateway.OutcomeRefused
+		}
+		assert.True(t, stopped, "the objection reached the running gateway")
 		cancel()
 		require.NoError(t, <-errc)
 	})
