@@ -53,6 +53,8 @@ type benchOptions struct {
 	logLevel   string
 	timeout    time.Duration
 	audit      bool
+	linger     time.Duration
+	rate       float64
 
 	// acct is the audit trail and subject state of the gateway runs, set
 	// by bench when audit is on.
@@ -91,8 +93,8 @@ memory figures are the gateway's own; --broker measures against any Kafka
 			if o.serveBroker {
 				return a.serveBenchBroker(o)
 			}
-			if o.events <= 0 || o.partitions <= 0 || o.workers <= 0 || o.queue < 0 || o.latency < 0 || o.cacheSize < 0 {
-				return failWith(2, errors.New("--events, --partitions and --workers must be positive; --queue, --latency and --decision-cache not negative"))
+			if o.events <= 0 || o.partitions <= 0 || o.workers <= 0 || o.queue < 0 || o.latency < 0 || o.cacheSize < 0 || o.rate < 0 {
+				return failWith(2, errors.New("--events, --partitions and --workers must be positive; --queue, --latency, --latency-rate and --decision-cache not negative"))
 			}
 			if o.embedded != "child" && o.embedded != "in-process" {
 				return failWith(2, fmt.Errorf("--embedded: expected child or in-process, got %q", o.embedded))
@@ -114,6 +116,8 @@ memory figures are the gateway's own; --broker measures against any Kafka
 	f.BoolVar(&o.warm, "warm", true, "drain the backlog a second time with the decision cache the first drain filled (the hit ratio of a long-running gateway)")
 	f.IntVar(&o.cacheSize, "decision-cache", policy.DefaultCacheSize, "decision cache entries (as dgw run; larger keeps more of a diverse stream)")
 	f.BoolVar(&o.audit, "audit", true, "write the audit trail before every delivery and read the subject topic, as dgw run always does (false: measure the gateway without them)")
+	f.Float64Var(&o.rate, "latency-rate", 0, "events/s offered in the latency phase (0: half the maximum the cold drain reached)")
+	f.DurationVar(&o.linger, "batch-timeout", 0, "how long the gateway's sink lets a partial batch wait for more records (0: the default of dgw run)")
 	f.BoolVar(&o.pad, "pad", true, "grow the synthetic events to 1-3 KB (false: their natural 0.2-0.6 KB)")
 	f.BoolVar(&o.json, "json", false, "print the results as JSON")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway's drain (the warm one with --warm) to this file")
@@ -820,7 +824,10 @@ func (a *app) benchGateway(ctx context.Context, o benchOptions, brokers, sources
 	var lat *benchLatency
 	if o.latency > 0 {
 		rate := max(gw.SourcePerSec/2, 2)
-		progress("latency: %.0f events/s (half the maximum) for %s", rate, o.latency)
+		if o.rate > 0 {
+			rate = o.rate
+		}
+		progress("latency: %.0f events/s for %s", rate, o.latency)
 		lat, err = a.benchLatency(ctx, brokers, p, wl, sourceOf, obs, rate, o.latency)
 	}
 	if serr := stop(); err == nil {
@@ -853,7 +860,7 @@ func (a *app) drain(ctx context.Context, o benchOptions, brokers, sources []stri
 		defer pprof.StopCPUProfile()
 	}
 	// dgw run's sink, wrapped to time the latency phase's writes.
-	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench"})
+	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench", BatchTimeout: o.linger})
 	if err != nil {
 		return benchPhase{}, nil, nil, err
 	}
@@ -1068,7 +1075,7 @@ func printBench(w io.Writer, r *benchResult) {
 	}
 	fmt.Fprintf(w, "peak RSS while draining: %.0f MiB\n", g.PeakRSSMiB)
 	if l := r.Latency; l != nil {
-		fmt.Fprintf(w, "latency at %.0f events/s (half the maximum) for %.0fs, %d events:\n", l.OfferedPerSec, l.Seconds, l.Events)
+		fmt.Fprintf(w, "latency at %.0f events/s for %.0fs, %d events:\n", l.OfferedPerSec, l.Seconds, l.Events)
 		fmt.Fprintf(w, "  source timestamp → all recipient records acknowledged: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", l.AckP50Ms, l.AckP99Ms, l.AckMaxMs)
 		fmt.Fprintf(w, "  of which source timestamp → read by the gateway: p50 %.1f ms, p99 %.1f ms; read → acknowledged: p50 %.1f ms, p99 %.1f ms\n",
 			l.FetchP50Ms, l.FetchP99Ms, l.HandleP50Ms, l.HandleP99Ms)
