@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dgwproject/dgw/gateway"
+	"github.com/dgwproject/dgw/gateway/audit"
 	"github.com/dgwproject/dgw/gateway/codec"
 	"github.com/dgwproject/dgw/gateway/policy"
 	"github.com/dgwproject/dgw/gateway/redact"
@@ -263,7 +264,9 @@ func (s *countSink) Close(context.Context) error { return nil }
 // BenchmarkPipeline is the whole in-process path per source event: decode,
 // context, decide for every recipient, redact and encode, build the
 // records, write them to a sink that acknowledges at once, ack. "warm"
-// cycles 200 events whose decisions are cached; "stream" starts with an
+// cycles 200 events whose decisions are cached, "warm-audit" the same with
+// dgw run's audit trail written before the deliveries (its records count
+// in records/event); "stream" starts with an
 // empty cache of the production size and takes the first b.N events of the
 // generated stream (up to 5,000; -benchtime=5000x for all of them), so its
 // hit ratio is that of a fresh gateway on that stream.
@@ -271,7 +274,7 @@ func BenchmarkPipeline(b *testing.B) {
 	for _, bc := range []struct {
 		name   string
 		events int
-	}{{"warm", 200}, {"stream", 5000}} {
+	}{{"warm", 200}, {"warm-audit", 200}, {"stream", 5000}} {
 		b.Run(bc.name, func(b *testing.B) {
 			f := fixture(b, bc.events)
 			p := f.parts
@@ -282,7 +285,17 @@ func BenchmarkPipeline(b *testing.B) {
 				fresh.decider = d
 				p = &fresh
 			}
-			if bc.name == "warm" {
+			var opts []gateway.Option
+			if bc.name == "warm-audit" {
+				// dgw run's audit trail: one sealed entry per event,
+				// written before the deliveries.
+				c, err := auditCodec()
+				require.NoError(b, err)
+				aud, err := audit.New(c, audit.DevKey("bench"), defaultAuditTopic, audit.WithChainPrefix("bench"))
+				require.NoError(b, err)
+				opts = append(opts, gateway.WithAuditor(aud))
+			}
+			if bc.name != "stream" {
 				for _, ev := range f.events {
 					for _, r := range p.recipients {
 						_, err := p.decider.Decide(context.Background(), &ev.Context, r)
@@ -292,7 +305,7 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 			src := &loopSource{msgs: f.msgs, n: int64(b.N)}
 			sink := &countSink{}
-			pl, err := gateway.New(src, p.decoder, p.decider, p.redactor, sink, p.recipients, gateway.WithWorkers(4), gateway.WithQueue(16))
+			pl, err := gateway.New(src, p.decoder, p.decider, p.redactor, sink, p.recipients, append(opts, gateway.WithWorkers(4), gateway.WithQueue(16))...)
 			require.NoError(b, err)
 			h0, m0 := p.decider.Stats()
 			b.ReportAllocs()
