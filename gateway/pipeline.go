@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"slices"
@@ -330,15 +329,24 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return runErr
 }
 
+// worker picks the worker of m: FNV-1a of its key, or of its topic and
+// partition when it has none. Computed inline: hash/fnv's hasher escapes
+// through its interface, an allocation per event.
 func (p *Pipeline) worker(m *Message) int {
-	h := fnv.New32a()
+	const offset32, prime32 = 2166136261, 16777619
+	h := uint32(offset32)
 	if len(m.Key) > 0 {
-		_, _ = h.Write(m.Key)
+		for _, c := range m.Key {
+			h = (h ^ uint32(c)) * prime32
+		}
 	} else {
-		_, _ = h.Write([]byte(m.Topic))
-		_, _ = h.Write([]byte{byte(m.Partition >> 8), byte(m.Partition)})
+		for i := range len(m.Topic) {
+			h = (h ^ uint32(m.Topic[i])) * prime32
+		}
+		h = (h ^ uint32(byte(m.Partition>>8))) * prime32
+		h = (h ^ uint32(byte(m.Partition))) * prime32
 	}
-	return int(h.Sum32() % uint32(p.cfg.workers))
+	return int(h % uint32(p.cfg.workers))
 }
 
 // handle processes one record. It acks only when every record written for

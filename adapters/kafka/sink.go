@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"unsafe"
 
 	kafkago "github.com/segmentio/kafka-go"
 
@@ -86,25 +87,36 @@ func (s *Sink) Write(ctx context.Context, ds ...gateway.Disclosure) error {
 	errs := make(gateway.DeliveryErrors, len(ds))
 	// kafka-go fails a whole call when one topic's metadata cannot be
 	// had (e.g. the topic does not exist), so each topic is written by its
-	// own call; the calls run concurrently and still share batches.
-	byTopic := map[string][]int{}
-	var order []string
-	for i, d := range ds {
-		if d.Topic == "" {
+	// own call; the calls run concurrently and still share batches. A
+	// write has records for a few topics: a linear search groups them
+	// with less work than a map.
+	type group struct {
+		topic string
+		idx   []int
+	}
+	var inline [4]group
+	groups := inline[:0]
+	for i := range ds {
+		topic := ds[i].Topic
+		if topic == "" {
 			errs[i] = errors.New("deliver: record has no topic")
 			continue
 		}
-		if _, ok := byTopic[d.Topic]; !ok {
-			order = append(order, d.Topic)
+		g := 0
+		for g < len(groups) && groups[g].topic != topic {
+			g++
 		}
-		byTopic[d.Topic] = append(byTopic[d.Topic], i)
+		if g == len(groups) {
+			groups = append(groups, group{topic: topic})
+		}
+		groups[g].idx = append(groups[g].idx, i)
 	}
-	if len(order) == 1 {
-		s.writeTopic(ctx, order[0], ds, byTopic[order[0]], errs)
+	if len(groups) == 1 {
+		s.writeTopic(ctx, groups[0].topic, ds, groups[0].idx, errs)
 	} else {
 		var wg sync.WaitGroup
-		for _, topic := range order {
-			wg.Go(func() { s.writeTopic(ctx, topic, ds, byTopic[topic], errs) })
+		for _, g := range groups {
+			wg.Go(func() { s.writeTopic(ctx, g.topic, ds, g.idx, errs) })
 		}
 		wg.Wait()
 	}
@@ -125,13 +137,7 @@ func (s *Sink) writeTopic(ctx context.Context, topic string, ds []gateway.Disclo
 		msgs := make([]kafkago.Message, len(idx))
 		for k, i := range idx {
 			d := &ds[i]
-			msgs[k] = kafkago.Message{Topic: d.Topic, Key: d.Key, Value: d.Value, WriterData: i}
-			if len(d.Headers) > 0 {
-				msgs[k].Headers = make([]kafkago.Header, len(d.Headers))
-				for h, dh := range d.Headers {
-					msgs[k].Headers[h] = kafkago.Header{Key: dh.Key, Value: dh.Value}
-				}
-			}
+			msgs[k] = kafkago.Message{Topic: d.Topic, Key: d.Key, Value: d.Value, WriterData: i, Headers: kafkaHeaders(d.Headers)}
 		}
 		err := s.w.WriteMessages(ctx, msgs...)
 		var we kafkago.WriteErrors
@@ -167,6 +173,19 @@ func (s *Sink) writeTopic(ctx context.Context, topic string, ds []gateway.Disclo
 		}
 		return
 	}
+}
+
+// The two header types are the same struct (the conversion compiles only
+// while they are), so a record's headers are handed to kafka-go as they
+// are instead of copied, one allocation less per record. kafka-go only
+// reads them.
+var _ = kafkago.Header(gateway.Header{})
+
+func kafkaHeaders(hs []gateway.Header) []kafkago.Header {
+	if len(hs) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*kafkago.Header)(unsafe.Pointer(unsafe.SliceData(hs))), len(hs))
 }
 
 // Close flushes pending batches and closes the connections. It returns
