@@ -355,18 +355,15 @@ func TestChaos(t *testing.T) {
 	progress := newProgress(t, brokers, "dgw-chaos", sources)
 	defer progress.close()
 	kills, brokerRestarts, crashes := 0, 0, 0
-	var lastKill time.Time
 	for _, a := range plan {
 		progress.waitFor(t, a.at, time.Hour)
 		if a.broker {
-			// The embedded broker (kfake), restarted while a consumer
-			// group rebalance is in flight, can come back with a
-			// partition assigned to a member that does not read it (seen
-			// as a partition whose lag never moves while the group is
-			// Stable). Kafka keeps group state durably, so that is a
-			// fixture fault, not a gateway one: restart the broker while
-			// the group is settled.
-			progress.waitSettled(t, lastKill, len(slots), 2*time.Minute)
+			// Anywhere, also in the middle of a rebalance. (An earlier
+			// harness waited for a settled group here, blaming the test
+			// broker for a stall that was the gateway's: a member that
+			// had lost a partition committed its late acks in the next
+			// generation and moved the group's offset back. The source
+			// now commits only with the generation it read in.)
 			crash := brokerRestarts%2 == 1
 			down := time.Duration(1000+rng.IntN(2000)) * time.Millisecond
 			if crash {
@@ -392,7 +389,6 @@ func TestChaos(t *testing.T) {
 				if g.kill(time.Duration(rng.IntN(1500)) * time.Millisecond) {
 					kills++
 					killed = true
-					lastKill = time.Now()
 					t.Logf("%6.1fs SIGKILL gateway %d (kill %d) at %d records committed", time.Since(began).Seconds(), g.id, kills, progress.last)
 					break
 				}
@@ -570,27 +566,6 @@ func newProgress(t *testing.T, brokers []string, group string, sources []string)
 }
 
 func (p *progress) close() { p.cl.Close() }
-
-// waitSettled waits until the last kill is at least 15s old and the group
-// is Stable with members members, or limit passes (then it goes on).
-func (p *progress) waitSettled(t *testing.T, lastKill time.Time, members int, limit time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		if time.Since(lastKill) >= 15*time.Second {
-			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-			groups, err := p.adm.DescribeGroups(ctx, p.group)
-			cancel()
-			if err == nil {
-				if g, ok := groups[p.group]; ok && g.State == "Stable" && len(g.Members) == members {
-					return
-				}
-			}
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Logf("group %s not settled after %s; restarting the broker anyway", p.group, limit)
-}
 
 // waitFor polls until at least n records are committed.
 func (p *progress) waitFor(t *testing.T, n int64, limit time.Duration) {
