@@ -1,14 +1,18 @@
 package policy
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/util"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dgwproject/dgw/gateway"
+	"github.com/dgwproject/dgw/policies"
 )
 
 // TestEvaluateShape: an undefined decision is a refusal, a malformed one an
@@ -87,7 +91,7 @@ func TestInput(t *testing.T) {
 	require.NoError(t, err)
 	dc := &gateway.DecisionContext{Event: gateway.EventContext{Type: "booking", Purpose: "contract", EmployerPaid: true}}
 	r := &gateway.Recipient{ID: "a", Type: "employer", Country: "KZ", CorporateAccount: "C", Scope: gateway.Scope{"booking": {"x": {gateway.OpKeep}}}}
-	in, err := input(dc, r)
+	in, err := input(dc, r, nil)
 	require.NoError(t, err)
 	rs, err := q.Eval(t.Context(), rego.EvalParsedInput(in))
 	require.NoError(t, err)
@@ -98,4 +102,49 @@ func TestInput(t *testing.T) {
 		"agency_code": "", "corporate_account": "C"}, got["recipient"], "no scope in the policy's view")
 	assert.Equal(t, map[string]any{"name": ""}, got["schema"])
 	assert.Nil(t, dc.Event.Route, "the caller's context is not modified")
+}
+
+// TestInputIsJSON: the input built as a Rego value is the JSON of the
+// context plus the recipient view, for the contexts of the generated
+// stream (every member set somewhere, empty and nil collections) and every
+// registry recipient.
+func TestInputIsJSON(t *testing.T) {
+	viaJSON := func(dc *gateway.DecisionContext, r *gateway.Recipient) ast.Value {
+		c := normalised(dc)
+		b, err := json.Marshal(&c)
+		require.NoError(t, err)
+		var m map[string]any
+		require.NoError(t, util.UnmarshalJSON(b, &m))
+		view := r.PolicyView()
+		b, err = json.Marshal(view)
+		require.NoError(t, err)
+		var v any
+		require.NoError(t, util.UnmarshalJSON(b, &v))
+		m["recipient"] = v
+		val, err := ast.InterfaceToValue(m)
+		require.NoError(t, err)
+		return val
+	}
+	views := recipientViews(shippedRecipients(t))
+	dcs := append(streamContexts(t, 3, 300), gateway.DecisionContext{},
+		gateway.DecisionContext{Event: gateway.EventContext{AgencyCode: "A", CorporateAccount: "C", BookingChannel: "web", EmployerPaid: true},
+			Subject: gateway.SubjectContext{Minor: true, Erased: true, VitalInterest: true, Citizenship: "X", Residence: "Y",
+				Consents: map[string]bool{"b": false, "a": true}, Objections: []string{"p", "q"}}})
+	for i := range dcs {
+		for _, v := range views {
+			got, err := input(&dcs[i], v.r, v.val)
+			require.NoError(t, err)
+			require.Equal(t, 0, viaJSON(&dcs[i], v.r).Compare(got), "%s", dcs[i].Key())
+			alone, err := input(&dcs[i], v.r, nil)
+			require.NoError(t, err)
+			require.Equal(t, 0, got.Compare(alone))
+		}
+	}
+}
+
+func shippedRecipients(t *testing.T) []*gateway.Recipient {
+	t.Helper()
+	d, err := New(t.Context(), policies.FS, WithCacheSize(0))
+	require.NoError(t, err)
+	return d.recipients
 }

@@ -27,6 +27,9 @@ type projection struct {
 	// members are the members of the context the key holds, in context
 	// order.
 	members []member
+	// canon, when set, keys the abstracted members by their names in the
+	// abstraction (canon.go) instead of their spelling.
+	canon *canon
 }
 
 // inputProjection analyses the compiled policy modules.
@@ -161,9 +164,13 @@ func (p *projection) appendKey(dst []byte, dc *gateway.DecisionContext) []byte {
 	if p.all {
 		ms = allMembers[:]
 	}
+	var r *renamer
+	if p.canon != nil {
+		r = &renamer{k: p.canon}
+	}
 	for _, m := range ms {
 		dst = append(dst, byte(m))
-		dst = appendMember(dst, dc, m)
+		dst = appendMember(dst, dc, m, r)
 	}
 	return dst
 }
@@ -174,8 +181,35 @@ func (p *projection) key(dc *gateway.DecisionContext) string {
 	return string(p.appendKey(buf[:0], dc))
 }
 
-func appendMember(dst []byte, dc *gateway.DecisionContext, m member) []byte {
+// appendMember appends member m of dc, abstracted members renamed by r
+// when r is not nil (the order of the calls numbers them, as in
+// canon.canonical).
+func appendMember(dst []byte, dc *gateway.DecisionContext, m member, r *renamer) []byte {
 	e, s := &dc.Event, &dc.Subject
+	if r != nil && isAbstracted(m) {
+		switch m {
+		case 2:
+			return appendString(dst, r.rename(e.PointOfSale))
+		case 3:
+			return appendString(dst, r.rename(e.OriginCountry))
+		case 4:
+			return appendString(dst, r.rename(e.DestinationCountry))
+		case 5:
+			dst = binary.AppendUvarint(dst, uint64(len(e.Route)))
+			for _, v := range e.Route {
+				dst = appendString(dst, r.rename(v))
+			}
+			return dst
+		case 7:
+			return appendString(dst, r.rename(e.AgencyCode))
+		case 8:
+			return appendString(dst, r.rename(e.CorporateAccount))
+		case 11:
+			return appendString(dst, r.rename(s.Citizenship))
+		case 12:
+			return appendString(dst, r.rename(s.Residence))
+		}
+	}
 	switch m {
 	case 0:
 		return appendString(dst, e.Type)

@@ -35,7 +35,6 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/dgwproject/dgw/gateway"
 )
@@ -163,6 +162,19 @@ func build(ctx context.Context, fsys fs.FS, cfg config, stats *counters, running
 		}
 		d.seen = newInterner(cfg.cacheSize)
 	}
+	if cfg.cacheSize > 0 {
+		// Key countries and codes by what the policy can tell apart, if the
+		// sample decisions show it cannot tell more (canon.go).
+		k := newCanon(a.compiler, a.src.docs)
+		if why, err := checkCanon(ctx, a.query, a.recipients, d.proj.members, k); err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		} else if why != "" {
+			cfg.log.Warn("decision cache keys countries and codes as spelt: the policy tells apart values the abstraction would merge",
+				"revision", d.revision, "sample", why)
+		} else {
+			d.proj.canon = k
+		}
+	}
 	if cfg.catalogue == nil {
 		cfg.log.Warn("policy loaded without a field catalogue: registry and Rego field paths were not checked against the schemas")
 	}
@@ -215,8 +227,15 @@ func (d *Decider) Snapshot() gateway.Decider { return &eventDecider{d: d} }
 // without a cache) or evaluates.
 func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient, ctxKey []byte) (gateway.Decision, error) {
 	var key cacheKey
-	if d.cache != nil {
-		key = cacheKey{recipient: d.recipientKey(r), context: maphash.Bytes(d.seed, ctxKey)}
+	// Only the registry's recipients are cached: the abstraction of the
+	// key knows the registry's strings, not those of another recipient
+	// (one that claims a registered id with another class, say, which must
+	// never be answered from the registered one's entry either).
+	v, registered := d.views[r.ID]
+	registered = registered && samePolicyView(v.r, r)
+	cached := d.cache != nil && registered
+	if cached {
+		key = cacheKey{recipient: v.key, context: maphash.Bytes(d.seed, ctxKey)}
 		// The hash finds the entry; the entry's own key bytes make the
 		// answer exact whatever the hash.
 		if e, ok := d.cache.Get(key); ok && e.context == string(ctxKey) {
@@ -227,17 +246,46 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 		}
 	}
 	d.stats.misses.Add(1)
-	dec, err := evaluate(ctx, d.query, dc, r)
+	var (
+		dec       gateway.Decision
+		err       error
+		shareable = cached
+	)
+	var view ast.Value
+	if registered {
+		view = v.val
+	}
+	if cached && d.proj.canon != nil {
+		dec, shareable, err = evaluateCanonical(ctx, d.query, d.proj.canon, d.proj.members, dc, r, view)
+	} else {
+		dec, err = evaluateView(ctx, d.query, dc, r, view)
+	}
 	if err != nil {
 		return gateway.Decision{}, fmt.Errorf("policy %s, recipient %s: %w", d.revision, r.ID, err)
 	}
 	dec.Revision = d.revision
 	dec.Reasons = slices.Clip(dec.Reasons)
-	if d.cache != nil {
+	if shareable {
 		dec = d.seen.intern(dec)
 		d.cache.Add(key, cacheEntry{context: string(ctxKey), decision: dec})
 	}
 	return dec, nil
+}
+
+// evaluateCanonical decides dc as the cache key sees it: with its
+// countries and codes renamed (canon.go). The decision may be shared by
+// every context with the same key (the bool) unless it names a renamed
+// value; then the real context is evaluated and its decision is not
+// shared. view is r's view as a Rego value, or nil.
+func evaluateCanonical(ctx context.Context, q rego.PreparedEvalQuery, k *canon, members []member,
+	dc *gateway.DecisionContext, r *gateway.Recipient, view ast.Value) (gateway.Decision, bool, error) {
+	c, rn := k.canonical(dc, members)
+	dec, err := evaluateView(ctx, q, &c, r, view)
+	if err == nil && !rn.names(&dec) {
+		return dec, true, nil
+	}
+	dec, err = evaluateView(ctx, q, dc, r, view)
+	return dec, false, err
 }
 
 // eventDecider is a Decider's snapshot for one event: the context key is
@@ -283,25 +331,19 @@ type cacheEntry struct {
 type recipientView struct {
 	r   *gateway.Recipient
 	key string
+	val ast.Value // the view as a Rego value
 }
 
 func recipientViews(rs []*gateway.Recipient) map[string]recipientView {
 	out := make(map[string]recipientView, len(rs))
 	for _, r := range rs {
-		out[r.ID] = recipientView{r: r, key: viewKey(r)}
+		v, err := viewValue(r)
+		if err != nil {
+			panic("policy: " + err.Error()) // strings only: cannot fail
+		}
+		out[r.ID] = recipientView{r: r, key: viewKey(r), val: v}
 	}
 	return out
-}
-
-// recipientKey is the key part of r: precomputed for a registry recipient,
-// computed for any other (such as one that claims a registered id with
-// another class, which must never be answered from the registered one's
-// entry).
-func (d *Decider) recipientKey(r *gateway.Recipient) string {
-	if v, ok := d.views[r.ID]; ok && samePolicyView(v.r, r) {
-		return v.key
-	}
-	return viewKey(r)
 }
 
 func samePolicyView(a, b *gateway.Recipient) bool {
@@ -349,17 +391,70 @@ func (in *interner) intern(d gateway.Decision) gateway.Decision {
 	return d
 }
 
-// input is the decision context as JSON plus the recipient's policy view.
-func input(dc *gateway.DecisionContext, r *gateway.Recipient) (ast.Value, error) {
-	c := normalised(dc)
-	b, err := json.Marshal(&c)
-	if err != nil {
-		return nil, fmt.Errorf("encode decision context: %w", err)
+// input is the decision context plus the recipient's policy view, as the
+// JSON of gateway.DecisionContext (omitempty honoured, nil collections
+// empty) built directly as a Rego value: view is the recipient's, or nil
+// to convert it here. TestInputIsJSON holds it to the JSON route.
+func input(dc *gateway.DecisionContext, r *gateway.Recipient, view ast.Value) (ast.Value, error) {
+	if view == nil {
+		var err error
+		if view, err = viewValue(r); err != nil {
+			return nil, err
+		}
 	}
-	var m map[string]any
-	if err := util.UnmarshalJSON(b, &m); err != nil {
-		return nil, fmt.Errorf("encode decision context: %w", err)
+	e, s := &dc.Event, &dc.Subject
+	str := func(k, v string) [2]*ast.Term { return ast.Item(ast.InternedTerm(k), ast.StringTerm(v)) }
+	boolean := func(k string, v bool) [2]*ast.Term { return ast.Item(ast.InternedTerm(k), ast.InternedTerm(v)) }
+	strings := func(vs []string) *ast.Term {
+		ts := make([]*ast.Term, len(vs))
+		for i, v := range vs {
+			ts[i] = ast.StringTerm(v)
+		}
+		return ast.ArrayTerm(ts...)
 	}
+	ev := make([][2]*ast.Term, 0, 10)
+	ev = append(ev, str("type", e.Type), str("purpose", e.Purpose))
+	for _, m := range [...]struct{ k, v string }{{"point_of_sale", e.PointOfSale}, {"origin_country", e.OriginCountry},
+		{"destination_country", e.DestinationCountry}} {
+		if m.v != "" {
+			ev = append(ev, str(m.k, m.v))
+		}
+	}
+	ev = append(ev, ast.Item(ast.InternedTerm("route"), strings(e.Route)))
+	for _, m := range [...]struct{ k, v string }{{"booking_channel", e.BookingChannel}, {"agency_code", e.AgencyCode},
+		{"corporate_account", e.CorporateAccount}} {
+		if m.v != "" {
+			ev = append(ev, str(m.k, m.v))
+		}
+	}
+	ev = append(ev, boolean("employer_paid", e.EmployerPaid))
+
+	consents := make([][2]*ast.Term, 0, len(s.Consents))
+	for k, v := range s.Consents {
+		consents = append(consents, boolean(k, v))
+	}
+	sub := make([][2]*ast.Term, 0, 7)
+	sub = append(sub, boolean("minor", s.Minor))
+	if s.Citizenship != "" {
+		sub = append(sub, str("citizenship", s.Citizenship))
+	}
+	if s.Residence != "" {
+		sub = append(sub, str("residence", s.Residence))
+	}
+	sub = append(sub, ast.Item(ast.InternedTerm("consents"), ast.ObjectTerm(consents...)),
+		ast.Item(ast.InternedTerm("objections"), strings(s.Objections)),
+		boolean("erased", s.Erased), boolean("vital_interest", s.VitalInterest))
+
+	return ast.NewObject(
+		ast.Item(ast.InternedTerm("event"), ast.ObjectTerm(ev...)),
+		ast.Item(ast.InternedTerm("subject"), ast.ObjectTerm(sub...)),
+		ast.Item(ast.InternedTerm("schema"), ast.ObjectTerm(str("name", dc.Schema.Name))),
+		ast.Item(ast.InternedTerm("recipient"), ast.NewTerm(view)),
+	), nil
+}
+
+// viewValue is the recipient's policy view as a Rego value.
+func viewValue(r *gateway.Recipient) (ast.Value, error) {
 	view := r.PolicyView()
 	if sg, ok := view["safeguards"].([]string); ok {
 		items := make([]any, len(sg))
@@ -368,8 +463,11 @@ func input(dc *gateway.DecisionContext, r *gateway.Recipient) (ast.Value, error)
 		}
 		view["safeguards"] = items
 	}
-	m["recipient"] = view
-	return ast.InterfaceToValue(m)
+	v, err := ast.InterfaceToValue(view)
+	if err != nil {
+		return nil, fmt.Errorf("encode recipient view: %w", err)
+	}
+	return v, nil
 }
 
 // errMalformed marks a decision the gateway cannot use.
@@ -377,7 +475,13 @@ var errMalformed = errors.New("malformed policy decision")
 
 // evaluate runs the prepared query and checks the shape of the result.
 func evaluate(ctx context.Context, q rego.PreparedEvalQuery, dc *gateway.DecisionContext, r *gateway.Recipient) (gateway.Decision, error) {
-	in, err := input(dc, r)
+	return evaluateView(ctx, q, dc, r, nil)
+}
+
+// evaluateView is evaluate with the recipient's view as a Rego value (nil:
+// convert it).
+func evaluateView(ctx context.Context, q rego.PreparedEvalQuery, dc *gateway.DecisionContext, r *gateway.Recipient, view ast.Value) (gateway.Decision, error) {
+	in, err := input(dc, r, view)
 	if err != nil {
 		return gateway.Decision{}, err
 	}

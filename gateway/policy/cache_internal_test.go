@@ -1,0 +1,125 @@
+package policy
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"testing"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dgwproject/dgw/gateway"
+	"github.com/dgwproject/dgw/gateway/codec"
+	"github.com/dgwproject/dgw/gateway/schema"
+	"github.com/dgwproject/dgw/gateway/synth"
+	"github.com/dgwproject/dgw/policies"
+	"github.com/dgwproject/dgw/schemas"
+)
+
+// streamContexts are the decision contexts of the first n events of the
+// generated stream.
+func streamContexts(t testing.TB, seed int64, n int) []gateway.DecisionContext {
+	t.Helper()
+	set, err := schema.Load(schemas.FS)
+	require.NoError(t, err)
+	g := synth.New(synth.Options{Seed: seed})
+	out := make([]gateway.DecisionContext, 0, n)
+	for range n {
+		ev := g.Next()
+		s, ok := set.ByEventType(ev.Type)
+		require.True(t, ok)
+		dc, err := codec.Context(s, ev.Value)
+		require.NoError(t, err)
+		out = append(out, dc)
+	}
+	return out
+}
+
+// mismatches decides every (context, recipient) pair through d's cache, as
+// the pipeline does, and evaluates it again without the cache and without
+// any abstraction; it returns the pairs whose decisions differ, and the
+// share of cache hits. With first set, it compares hits only and stops at
+// the first difference.
+func mismatches(t testing.TB, d *Decider, dcs []gateway.DecisionContext, first bool) (bad []string, hitRatio float64) {
+	t.Helper()
+	ctx := context.Background()
+	h0, m0 := d.Stats()
+	for i := range dcs {
+		snap := d.Snapshot()
+		for _, r := range d.recipients {
+			got, err := snap.Decide(ctx, &dcs[i], r)
+			require.NoError(t, err)
+			if first && !got.Cached {
+				continue // the controls look for a wrong hit
+			}
+			want, err := evaluate(ctx, d.query, &dcs[i], r)
+			require.NoError(t, err)
+			if !sameDecision(want, got) {
+				bad = append(bad, r.ID+": "+dcs[i].Key())
+				if first {
+					return bad, 0
+				}
+			}
+		}
+	}
+	h1, m1 := d.Stats()
+	return bad, float64(h1-h0) / float64(h1-h0+m1-m0)
+}
+
+// TestCacheIsExact: on the generated stream, every decision the cache
+// gives (hit or miss, key abstracted or not) is the decision of the
+// context itself: reasons, basis, transfer mechanism and fields. The
+// controls below show the comparison fails when the key leaves out a
+// member the policy reads, or merges countries the policy tells apart.
+func TestCacheIsExact(t *testing.T) {
+	d, err := New(t.Context(), policies.FS)
+	require.NoError(t, err)
+	require.NotNil(t, d.proj.canon, "the shipped policy cannot tell the merged countries apart")
+	dcs := streamContexts(t, 7, 150)
+	bad, hits := mismatches(t, d, dcs, false)
+	assert.Empty(t, bad)
+	assert.Greater(t, hits, 0.2, "the stream has hits to compare")
+
+	// A copy of d with an empty cache and its own projection and
+	// abstraction, to break.
+	fresh := func(t *testing.T) *Decider {
+		c := *d
+		p := *d.proj
+		p.members = slices.Clone(p.members)
+		k := *p.canon
+		k.class, k.members, k.const_ = maps.Clone(k.class), maps.Clone(k.members), maps.Clone(k.const_)
+		p.canon = &k
+		c.proj = &p
+		var err error
+		c.cache, err = lru.New[cacheKey, cacheEntry](1000)
+		require.NoError(t, err)
+		c.stats = &counters{}
+		return &c
+	}
+
+	t.Run("key without a member the policy reads", func(t *testing.T) {
+		for _, name := range []string{"event.purpose", "event.route", "subject.consents", "event.agency_code"} {
+			t.Run(name, func(t *testing.T) {
+				d := fresh(t)
+				d.proj.members = slices.DeleteFunc(d.proj.members, func(m member) bool { return memberNames[m] == name })
+				bad, _ := mismatches(t, d, dcs, true)
+				assert.NotEmpty(t, bad, "without %s the cache answers wrongly", name)
+			})
+		}
+	})
+	t.Run("countries the policy tells apart merged", func(t *testing.T) {
+		d := fresh(t)
+		k := d.proj.canon
+		for class, ms := range k.members { // GB and TR join the EEA class
+			if slices.Contains(ms, "FR") {
+				k.members[class] = append([]string{"GB", "TR"}, ms...)
+				k.class["GB"], k.class["TR"] = class, class
+				delete(k.const_, "TR")
+			}
+		}
+		bad, _ := mismatches(t, d, dcs, true)
+		assert.NotEmpty(t, bad)
+	})
+}
