@@ -174,7 +174,10 @@ func (a *accountability) start(ctx context.Context, o *gatewayOptions, fail cont
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	caughtUp := make(chan struct{})
 	followed := make(chan error, 1)
-	records := 0
+	// records counts what fn applied; Follow serialises fn and caughtUp,
+	// so caughtUp takes the counts as of catching up, while fn goes on
+	// applying newer requests.
+	records, loadedRecords, loadedPassengers := 0, 0, 0
 	go func() {
 		followed <- kafka.Follow(fctx, kafka.ReaderConfig{Brokers: o.brokers, ClientID: o.clientID + "-subjects",
 			Topic: a.subjectTopic, Security: o.security}, func(m gateway.Message) error {
@@ -189,7 +192,10 @@ func (a *accountability) start(ctx context.Context, o *gatewayOptions, fail cont
 				o.log.Error(msg, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "error", err.Error())
 			}
 			return nil
-		}, func() { close(caughtUp) })
+		}, func() {
+			loadedRecords, loadedPassengers = records, store.Len()
+			close(caughtUp)
+		})
 	}()
 	began := time.Now()
 	select {
@@ -202,7 +208,7 @@ func (a *accountability) start(ctx context.Context, o *gatewayOptions, fail cont
 		<-followed
 		return nil, errStopped
 	}
-	o.log.Info("subject state loaded", "topic", a.subjectTopic, "records", records, "passengers", store.Len(),
+	o.log.Info("subject state loaded", "topic", a.subjectTopic, "records", loadedRecords, "passengers", loadedPassengers,
 		"took", time.Since(began).Round(time.Millisecond).String())
 	if loaded != nil {
 		loaded.Set(true)
