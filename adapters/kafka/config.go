@@ -51,8 +51,8 @@ type SourceConfig struct {
 	// rebalance) waits for the records it handed out to be acked before it
 	// commits them and gives its partitions up, so their next owner does
 	// not read them again. It does not heartbeat meanwhile, so it must be
-	// shorter than SessionTimeout and RebalanceTimeout. Default 5s, or half
-	// the shorter of the two if that is less.
+	// shorter than SessionTimeout and RebalanceTimeout. Default 5s, or a
+	// quarter of SessionTimeout or half RebalanceTimeout if less.
 	RevokeDrain time.Duration
 	// StallTimeout: a partition of this member's assignment whose fetch
 	// has waited this long while the broker holds records after the next
@@ -91,7 +91,7 @@ func (c *SourceConfig) setDefaults() {
 		c.DialTimeout = 10 * time.Second
 	}
 	if c.RevokeDrain == 0 {
-		c.RevokeDrain = min(5*time.Second, c.RebalanceTimeout/2, c.SessionTimeout/2)
+		c.RevokeDrain = min(5*time.Second, c.RebalanceTimeout/2, c.SessionTimeout/4)
 	}
 	if c.StallTimeout == 0 {
 		c.StallTimeout = time.Minute

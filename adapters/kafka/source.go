@@ -84,6 +84,7 @@ type Source struct {
 	stop    context.CancelFunc
 	runDone chan struct{} // the group loop and the watchdog have exited
 	bg      sync.WaitGroup
+	readers sync.WaitGroup // partition fetchers, also of ended generations
 
 	mu       sync.Mutex
 	gen      *generation                   // the current generation; nil between generations
@@ -173,9 +174,14 @@ func NewSource(cfg SourceConfig, log *slog.Logger) (*Source, error) {
 		JoinGroupBackoff:      cfg.JoinGroupBackoff,
 		StartOffset:           cfg.startOffset(),
 		WatchPartitionChanges: true,
-		Timeout:               cfg.DialTimeout,
-		Logger:                kafkaLogger(log, slog.LevelDebug),
-		ErrorLogger:           kafkaLogger(log, slog.LevelWarn),
+		// kafka-go gives a JoinGroup this plus RebalanceTimeout. A join
+		// may wait a whole rebalance timeout after the last member joined
+		// (the embedded broker restarts that wait on every join); a member
+		// that gives up joins again under a new member id, which restarts
+		// the rebalance, and the group can keep rebalancing for good.
+		Timeout:     max(cfg.DialTimeout, cfg.RebalanceTimeout),
+		Logger:      kafkaLogger(log, slog.LevelDebug),
+		ErrorLogger: kafkaLogger(log, slog.LevelWarn),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kafka source config: %w", err)
@@ -301,9 +307,8 @@ func (s *Source) newGeneration(kg *kafkago.Generation) *generation {
 // CommitInterval until the generation ends, then drains and commits.
 func (s *Source) runGeneration(ctx context.Context, gen *generation) {
 	fctx, stopFetching := context.WithCancel(context.Background())
-	var fetchers sync.WaitGroup
 	for _, p := range gen.parts {
-		fetchers.Go(func() { s.fetch(fctx, gen, p) })
+		s.readers.Go(func() { s.fetch(fctx, gen, p) })
 	}
 	t := time.NewTicker(s.cfg.CommitInterval)
 	defer t.Stop()
@@ -331,7 +336,9 @@ loop:
 		s.gen = nil
 	}
 	s.mu.Unlock()
-	fetchers.Wait()
+	// The fetchers close their connections on their own: nothing they
+	// fetch now is handed out, and waiting for them would only delay
+	// joining the next generation (Close waits for them).
 }
 
 // drain stops handing out gen's records and waits up to RevokeDrain for
@@ -596,6 +603,7 @@ func (s *Source) Close(ctx context.Context) error {
 			// leaves the group.
 			_ = s.group.Close()
 			<-s.runDone
+			s.readers.Wait()
 			s.adminT.CloseIdleConnections()
 			close(left)
 		}()
