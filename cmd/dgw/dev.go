@@ -146,9 +146,16 @@ func (a *app) dev(ctx context.Context, o devOptions) error {
 			}
 		}))
 	}
+	// The publisher holds a passenger's withdrawals, objections and
+	// erasures back until the gateway has handled the passenger's earlier
+	// events (see produce).
+	track := newUnhandled()
+	observers = append(observers, gateway.ObserverFunc(track.handled))
 	prodErr := make(chan error, 1)
 	var requests atomic.Int64
-	go func() { prodErr <- a.produce(ctx, brokers, p, acct, o, &requests) }()
+	go func() {
+		prodErr <- a.produce(ctx, brokers, p, o, publishedRequests{acct: acct, count: &requests, track: track})
+	}()
 	gwErr := make(chan error, 1)
 	go func() {
 		gwErr <- runGateway(ctx, gatewayOptions{brokers: brokers, clientID: "dgw-dev", group: "dgw-dev", topics: sources,
@@ -240,15 +247,94 @@ func liveLine(s gateway.StatsSnapshot, lastEvents int64, interval time.Duration)
 		s.Events, rate, delivered, flowing, len(s.Recipients), refused, held, dead)
 }
 
+// publishedRequests is what produce needs to publish subject requests.
+type publishedRequests struct {
+	acct  *accountability
+	count *atomic.Int64 // requests published
+	track *unhandled
+}
+
+// unhandled tracks the published events the gateway has not handled yet,
+// by event id and passenger. It holds only the backlog, so a long dev run
+// does not grow it.
+type unhandled struct {
+	mu    sync.Mutex
+	pax   map[string]string              // event id → passenger
+	byPax map[string]map[string]struct{} // passenger → event ids
+	wake  chan struct{}                  // receives after an event was handled
+}
+
+func newUnhandled() *unhandled {
+	return &unhandled{pax: map[string]string{}, byPax: map[string]map[string]struct{}{}, wake: make(chan struct{}, 1)}
+}
+
+// published notes an event before it is written.
+func (u *unhandled) published(eventID, passenger string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.pax[eventID] = passenger
+	if u.byPax[passenger] == nil {
+		u.byPax[passenger] = map[string]struct{}{}
+	}
+	u.byPax[passenger][eventID] = struct{}{}
+}
+
+// handled is the gateway observer: the event is no longer waiting.
+func (u *unhandled) handled(r *gateway.EventResult) {
+	u.mu.Lock()
+	if p, ok := u.pax[r.EventID]; ok {
+		delete(u.pax, r.EventID)
+		if delete(u.byPax[p], r.EventID); len(u.byPax[p]) == 0 {
+			delete(u.byPax, p)
+		}
+	}
+	u.mu.Unlock()
+	select {
+	case u.wake <- struct{}{}:
+	default:
+	}
+}
+
+// waiting returns the passenger's published events not handled yet.
+func (u *unhandled) waiting(passenger string) []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	ids := make([]string, 0, len(u.byPax[passenger]))
+	for id := range u.byPax[passenger] {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// done reports whether none of the events is waiting any more.
+func (u *unhandled) done(ids []string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := u.pax[id]; ok {
+			return false
+		}
+	}
+	return true
+}
+
 // produce publishes the synthetic stream, as a booking system would: Avro
 // single-object encoding, keyed by passenger id, one topic per event type.
+// --events counts events only.
+//
 // With o.requests the passengers' subject requests go to the subject topic
-// through subjectRecords, as `dgw subject request` publishes them; each
-// batch's requests are acknowledged before its events are written, so the
-// gateway, which follows the subject topic apart from the event topics,
-// usually has a consent before the events it applies to (synth.RequestLead
-// puts it well ahead of them in the stream). --events counts events only.
-func (a *app) produce(ctx context.Context, brokers []string, p *parts, acct *accountability, o devOptions, requests *atomic.Int64) error {
+// through subjectRecords, as `dgw subject request` publishes them. The
+// gateway applies a request to the events it handles after reading it, and
+// follows the subject topic apart from the event topics, so the order in
+// which the two are published is not the order in which they meet:
+//   - a consent is published, and acknowledged, before the events of its
+//     batch (synth.RequestLead puts it well ahead of its passenger's events
+//     in the stream), so the gateway usually has it before those events;
+//   - a withdrawal, objection or erasure waits until the gateway has handled
+//     the passenger's events published before it: published at once, it
+//     would also reach those still waiting in the topics (a backlog, or the
+//     rest of its own batch), which a real passenger's later request cannot.
+func (a *app) produce(ctx context.Context, brokers []string, p *parts, o devOptions, r publishedRequests) error {
 	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-dev-publisher"})
 	if err != nil {
 		return err
@@ -263,6 +349,33 @@ func (a *app) produce(ctx context.Context, brokers []string, p *parts, acct *acc
 		defer ticker.Stop()
 	}
 	sent := 0
+	type held struct {
+		passenger string
+		after     []string // the passenger's earlier events not handled when it was made
+		ds        []gateway.Disclosure
+	}
+	var later []held // in stream order
+	// release publishes the held requests whose passenger's earlier events
+	// the gateway has handled; a passenger's requests keep their order.
+	release := func() error {
+		var ds []gateway.Disclosure
+		blocked := map[string]bool{}
+		kept := later[:0]
+		for _, h := range later {
+			if blocked[h.passenger] || !r.track.done(h.after) {
+				blocked[h.passenger] = true
+				kept = append(kept, h)
+				continue
+			}
+			ds = append(ds, h.ds...)
+			r.count.Add(1)
+		}
+		later = kept
+		if len(ds) == 0 {
+			return nil
+		}
+		return sink.Write(ctx, ds...)
+	}
 	for o.events == 0 || sent < o.events {
 		n := batch
 		if o.events > 0 {
@@ -273,12 +386,17 @@ func (a *app) produce(ctx context.Context, brokers []string, p *parts, acct *acc
 		for range n {
 			ev := g.Next()
 			for ev.Type == synth.RequestType {
-				rs, _, err := subjectRecords(acct.subjects, acct.subjectTopic, synthRequest(ev), false)
+				req := synthRequest(ev)
+				rs, _, err := subjectRecords(r.acct.subjects, r.acct.subjectTopic, req, false)
 				if err != nil {
 					return fmt.Errorf("synthetic subject request: %w", err)
 				}
-				reqs = append(reqs, rs...)
-				requests.Add(1)
+				if req.Kind == gateway.ConsentGiven {
+					reqs = append(reqs, rs...)
+					r.count.Add(1)
+				} else {
+					later = append(later, held{passenger: ev.Key, after: r.track.waiting(ev.Key), ds: rs})
+				}
 				ev = g.Next()
 			}
 			sent++
@@ -289,6 +407,8 @@ func (a *app) produce(ctx context.Context, brokers []string, p *parts, acct *acc
 			}
 			if o.corruptEvery > 0 && sent%o.corruptEvery == 0 {
 				val = corrupt(val, sent/o.corruptEvery)
+			} else if o.requests {
+				r.track.published(ev.Value["event_id"].(string), ev.Key) // a corrupt record has no event id to report
 			}
 			ds = append(ds, gateway.Disclosure{Topic: sourceTopic(ev.Type), Key: []byte(ev.Key), Value: val})
 		}
@@ -303,12 +423,42 @@ func (a *app) produce(ctx context.Context, brokers []string, p *parts, acct *acc
 				return err
 			}
 		}
-		if ticker != nil {
+		if err := release(); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		// Between batches, requests are released as soon as the gateway
+		// has handled what they wait for.
+		for wait := ticker != nil; wait; {
 			select {
 			case <-ticker.C:
+				wait = false
+			case <-r.track.wake:
+				if err := release(); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
 			case <-ctx.Done():
 				return nil
 			}
+		}
+	}
+	// The stream is out; the last requests wait for the gateway.
+	for len(later) > 0 {
+		select {
+		case <-r.track.wake:
+			if err := release(); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+		case <-ctx.Done():
+			return nil
 		}
 	}
 	return nil
