@@ -601,8 +601,11 @@ func (p *Pipeline) decide(ctx context.Context, decider Decider, ev *Event, r *Re
 	if d.Allow && !d.Releases() {
 		// Allowed with nothing to release: an empty record tells the
 		// recipient only that the passenger exists. Refuse instead.
+		// Reasons may be a cached decision's slice, shared with other
+		// workers: clipped, the append copies it instead of writing into
+		// spare capacity that others' appends write too.
 		d.Allow = false
-		d.Reasons = append(d.Reasons, "no field released")
+		d.Reasons = append(slices.Clip(d.Reasons), "no field released")
 	}
 	return d, nil
 }
