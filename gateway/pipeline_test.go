@@ -280,3 +280,32 @@ func TestNewRejectsBadRegistry(t *testing.T) {
 	_, err = gateway.New(src, decoder(), gatewaytest.DeciderFunc(allowAll), redactor(), sink, nil, gateway.WithWorkers(0))
 	assert.ErrorContains(t, err, "workers must be positive")
 }
+
+func TestPipelineRefusalForNothingReleasedLeavesSharedDecisionAlone(t *testing.T) {
+	// A decider's cache hands every worker the same Reasons slice. Turning
+	// an allow that releases nothing into a refusal must not append into
+	// that slice's spare capacity, which every worker would write.
+	shared := make([]string, 1, 8)
+	shared[0] = "allowed under contract"
+	dec := gatewaytest.DeciderFunc(func(context.Context, *gateway.DecisionContext, *gateway.Recipient) (gateway.Decision, error) {
+		return gateway.Decision{Allow: true, Fields: map[string]gateway.Operator{"record_locator": gateway.OpDrop},
+			Reasons: shared, Revision: "rev1", Cached: true}, nil
+	})
+	vals := make([]string, 64)
+	for i := range vals {
+		vals[i] = "e" + strconv.Itoa(i)
+	}
+	src := gatewaytest.NewMemSource(true, msgs(vals...)...)
+	sink := &gatewaytest.MemSink{}
+	res := run(t, src, dec, redactor(), sink, []*gateway.Recipient{recipient("a"), recipient("b")}, gateway.WithWorkers(8))
+
+	require.Len(t, res, len(vals))
+	for _, r := range res {
+		for _, rr := range r.Recipients {
+			assert.Equal(t, gateway.OutcomeRefused, rr.Outcome)
+			assert.Equal(t, []string{"allowed under contract", "no field released"}, rr.Decision.Reasons)
+		}
+	}
+	assert.Empty(t, sink.Topic("out.a"))
+	assert.Equal(t, []string{"allowed under contract", "", ""}, shared[:3], "the shared slice's spare capacity is untouched")
+}
