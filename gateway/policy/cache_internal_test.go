@@ -123,3 +123,30 @@ func TestCacheIsExact(t *testing.T) {
 		assert.NotEmpty(t, bad)
 	})
 }
+
+// TestCacheTooManyCodes: a context with more distinct codes than the
+// renaming holds is decided as it is and not cached.
+func TestCacheTooManyCodes(t *testing.T) {
+	d, err := New(t.Context(), policies.FS)
+	require.NoError(t, err)
+	r := d.views["de-border-pnr"].r
+	dc := &gateway.DecisionContext{Event: gateway.EventContext{Type: "booking", Purpose: "border_control",
+		PointOfSale: "FR", OriginCountry: "KZ", DestinationCountry: "DE"}}
+	for i := range 40 {
+		dc.Event.Route = append(dc.Event.Route, string(rune('A'+i/26))+string(rune('A'+i%26))+"X")
+	}
+	dc.Event.Route = append(dc.Event.Route, "IT", "FR", "DE")
+	require.Nil(t, d.proj.appendKey(nil, dc))
+	want, err := evaluate(t.Context(), d.query, dc, r)
+	require.NoError(t, err)
+	for range 2 {
+		got, err := d.Decide(t.Context(), dc, r)
+		require.NoError(t, err)
+		assert.False(t, got.Cached)
+		assert.True(t, sameDecision(want, got))
+	}
+	dec, shared, err := evaluateCanonical(t.Context(), d.query, d.proj.canon, d.proj.members, dc, r, nil)
+	require.NoError(t, err)
+	assert.False(t, shared)
+	assert.True(t, sameDecision(want, dec))
+}

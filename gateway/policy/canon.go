@@ -194,9 +194,13 @@ func locate(v any, path string, fn func(s, loc string)) {
 
 // renamer renames one context's abstracted members.
 type renamer struct {
-	k    *canon
-	n    int
-	seen [24]struct {
+	k *canon
+	n int
+	// overflow is set when the context has more distinct abstracted
+	// values than seen holds: the renaming is then not faithful, and the
+	// context is neither keyed nor decided renamed.
+	overflow bool
+	seen     [32]struct {
 		from, to string
 		class    int
 	}
@@ -232,8 +236,7 @@ func (r *renamer) rename(s string) string {
 		r.seen[r.n].from, r.seen[r.n].to, r.seen[r.n].class = s, to, class
 		r.n++
 	} else {
-		// More distinct codes than the renamer holds: keep the rest as they
-		// are (exact, only less shared). Never reached by real contexts.
+		r.overflow = true // a route through dozens of countries
 		return s
 	}
 	return to

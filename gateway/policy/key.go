@@ -158,7 +158,9 @@ func jsonName(f reflect.StructField) (string, bool) {
 // appendKey appends the key of dc to dst: the members the policy reads,
 // each tagged with its index, strings and lists length-prefixed, map
 // entries sorted, nil and empty collections alike (the policy sees both as
-// empty). It does not allocate when dst has room.
+// empty). It does not allocate when dst has room. It returns nil for a
+// context the abstraction cannot rename faithfully (too many distinct
+// codes), which is then not cached.
 func (p *projection) appendKey(dst []byte, dc *gateway.DecisionContext) []byte {
 	ms := p.members
 	if p.all {
@@ -171,6 +173,9 @@ func (p *projection) appendKey(dst []byte, dc *gateway.DecisionContext) []byte {
 	for _, m := range ms {
 		dst = append(dst, byte(m))
 		dst = appendMember(dst, dc, m, r)
+	}
+	if r != nil && r.overflow {
+		return nil
 	}
 	return dst
 }
