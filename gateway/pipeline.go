@@ -217,6 +217,7 @@ type Pipeline struct {
 	cfg        config
 	log        *slog.Logger
 	tel        *instruments
+	consumed   sync.Map // source topic → []metric.AddOption
 }
 
 // New builds a pipeline. recipients is the registry: every event is
@@ -359,13 +360,20 @@ func (p *Pipeline) handle(ctx context.Context, worker int, j job) {
 	// would move the whole job to the heap, for every event.
 	srcHeaders := j.msg.Headers
 	ctx = p.tel.prop.Extract(ctx, HeaderCarrier{&srcHeaders})
-	ctx, span := p.tel.tracer.Start(ctx, "dgw.consume "+j.msg.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(attribute.String("messaging.system", "kafka"),
-			attribute.String("messaging.destination.name", j.msg.Topic),
-			attribute.Int("messaging.destination.partition.id", j.msg.Partition),
-			attribute.Int64("messaging.kafka.offset", j.msg.Offset)))
+	var span trace.Span
+	if p.tel.untraced {
+		// The no-op tracer's span would be the extracted parent's, as
+		// this one is, after building a name and attributes per event.
+		span = trace.SpanFromContext(ctx)
+	} else {
+		ctx, span = p.tel.tracer.Start(ctx, "dgw.consume "+j.msg.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(attribute.String("messaging.system", "kafka"),
+				attribute.String("messaging.destination.name", j.msg.Topic),
+				attribute.Int("messaging.destination.partition.id", j.msg.Partition),
+				attribute.Int64("messaging.kafka.offset", j.msg.Offset)))
+	}
 	defer span.End()
-	p.tel.consumed.Add(ctx, 1, metric.WithAttributes(attribute.String("topic", j.msg.Topic)))
+	p.tel.consumed.Add(ctx, 1, p.consumedBy(j.msg.Topic)...)
 	var ev *Event
 	err := CheckHeaders(j.msg.Headers)
 	if err == nil {
@@ -388,7 +396,9 @@ func (p *Pipeline) handle(ctx context.Context, worker int, j job) {
 		return
 	}
 	res.EventID, res.EventType = ev.ID, ev.Schema.EventType
-	span.SetAttributes(attribute.String("dgw.event.id", ev.ID), attribute.String("dgw.event.type", ev.Schema.EventType))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("dgw.event.id", ev.ID), attribute.String("dgw.event.type", ev.Schema.EventType))
+	}
 	recipients := p.recipientsFor(&j.msg)
 	// One policy revision decides the whole event (DeciderSnapshot).
 	decider := p.decider
@@ -459,8 +469,7 @@ func (p *Pipeline) handle(ctx context.Context, worker int, j job) {
 			before[i] = res.Recipients[i].Outcome
 		}
 	}
-	pctx, pspan := p.tel.tracer.Start(ctx, "dgw.produce", trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(attribute.Int("dgw.records", len(out))))
+	pctx, pspan := p.producerSpan(ctx, "dgw.produce", len(out))
 	ok := p.deliver(pctx, &j.msg, ev, res, out, owner)
 	pspan.End()
 	if !ok {
@@ -509,10 +518,29 @@ func (p *Pipeline) correctAudit(ctx context.Context, worker int, span trace.Span
 
 // writeAudit writes audit records until they are acknowledged or ctx ends.
 func (p *Pipeline) writeAudit(ctx context.Context, recs []Disclosure) bool {
-	ctx, span := p.tel.tracer.Start(ctx, "dgw.audit", trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(attribute.Int("dgw.records", len(recs))))
+	ctx, span := p.producerSpan(ctx, "dgw.audit", len(recs))
 	defer span.End()
 	return p.writeRetrying(ctx, "audit records", recs...)
+}
+
+// producerSpan starts the span of a write of n records; untraced, the
+// parent's span, without building attributes for the no-op tracer.
+func (p *Pipeline) producerSpan(ctx context.Context, name string, n int) (context.Context, trace.Span) {
+	if p.tel.untraced {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	return p.tel.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attribute.Int("dgw.records", n)))
+}
+
+// consumedBy returns the attribute option of the consumed counter for a
+// source topic, built once per topic: building it per event sorts and
+// allocates.
+func (p *Pipeline) consumedBy(topic string) []metric.AddOption {
+	if o, ok := p.consumed.Load(topic); ok {
+		return o.([]metric.AddOption)
+	}
+	o, _ := p.consumed.LoadOrStore(topic, []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("topic", topic)))})
+	return o.([]metric.AddOption)
 }
 
 func traceID(span trace.Span) string {

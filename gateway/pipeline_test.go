@@ -309,3 +309,32 @@ func TestPipelineRefusalForNothingReleasedLeavesSharedDecisionAlone(t *testing.T
 	assert.Empty(t, sink.Topic("out.a"))
 	assert.Equal(t, []string{"allowed under contract", "", ""}, shared[:3], "the shared slice's spare capacity is untouched")
 }
+
+// auditorFunc adapts a function to gateway.Auditor.
+type auditorFunc func(in *gateway.AuditInput) ([]gateway.Disclosure, error)
+
+func (f auditorFunc) Records(in *gateway.AuditInput) ([]gateway.Disclosure, error) { return f(in) }
+
+func TestPipelineUntracedContinuesTheSourceTrace(t *testing.T) {
+	// Without a tracer provider no span is started, yet the outputs and
+	// the audit input carry the publisher's trace.
+	const traceID = "0af7651916cd43dd8448eb211c80319c"
+	m := msgs("e1")
+	m[0].Headers = []gateway.Header{{Key: "traceparent", Value: []byte("00-" + traceID + "-b7ad6b7169203331-01")}}
+	src := gatewaytest.NewMemSource(true, m...)
+	sink := &gatewaytest.MemSink{}
+	var audited []string
+	var mu sync.Mutex
+	aud := auditorFunc(func(in *gateway.AuditInput) ([]gateway.Disclosure, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		audited = append(audited, in.TraceID)
+		return []gateway.Disclosure{{Topic: "audit", Value: []byte("entry")}}, nil
+	})
+	run(t, src, gatewaytest.DeciderFunc(allowAll), redactor(), sink, []*gateway.Recipient{recipient("a")}, gateway.WithAuditor(aud))
+
+	got := sink.Topic("out.a")
+	require.Len(t, got, 1)
+	assert.Contains(t, gatewaytest.Header(got[0], "traceparent"), "-"+traceID+"-", "the delivery continues the source's trace")
+	assert.Equal(t, []string{traceID}, audited)
+}
