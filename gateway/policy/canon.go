@@ -390,23 +390,26 @@ feed:
 	for _, r := range recipients {
 		for _, et := range sortedKeys(r.Scope) {
 			for _, p := range probes {
-				for _, purpose := range []string{"contract", "research"} {
-					for _, consent := range []bool{false, true} {
-						dc := &gateway.DecisionContext{
-							Event: gateway.EventContext{Type: et, Purpose: purpose, PointOfSale: p.a, OriginCountry: p.a,
-								DestinationCountry: r.Country, Route: []string{p.a, r.Country, p.b}, AgencyCode: unknown.a,
-								CorporateAccount: unknown.b, EmployerPaid: true},
-							Subject: gateway.SubjectContext{Citizenship: p.b, Residence: p.b, Objections: []string{},
-								Consents: map[string]bool{"health_data": consent, "cross_border": consent, purpose: consent}},
-						}
-						swap := map[string]string{p.a: p.c, p.c: p.a, p.b: p.d, p.d: p.b,
-							unknown.a: unknown.c, unknown.c: unknown.a, unknown.b: unknown.d, unknown.d: unknown.b}
-						sample := fmt.Sprintf("recipient %s, %s events, purpose %s, countries %s %s", r.ID, et, purpose, p.a, p.b)
-						select {
-						case jobs <- job{r, dc, swap, sample}:
-						case <-ctx.Done():
-							break feed
-						}
+				// A purpose of the trip with every consent, one resting on
+				// consent without any: allowed and refused decisions.
+				for _, v := range []struct {
+					purpose string
+					consent bool
+				}{{"contract", true}, {"research", false}} {
+					dc := &gateway.DecisionContext{
+						Event: gateway.EventContext{Type: et, Purpose: v.purpose, PointOfSale: p.a, OriginCountry: p.a,
+							DestinationCountry: r.Country, Route: []string{p.a, r.Country, p.b}, AgencyCode: unknown.a,
+							CorporateAccount: unknown.b, EmployerPaid: true},
+						Subject: gateway.SubjectContext{Citizenship: p.b, Residence: p.b, Objections: []string{},
+							Consents: map[string]bool{"health_data": v.consent, "cross_border": v.consent, v.purpose: v.consent}},
+					}
+					swap := map[string]string{p.a: p.c, p.c: p.a, p.b: p.d, p.d: p.b,
+						unknown.a: unknown.c, unknown.c: unknown.a, unknown.b: unknown.d, unknown.d: unknown.b}
+					sample := fmt.Sprintf("recipient %s, %s events, purpose %s, countries %s %s", r.ID, et, v.purpose, p.a, p.b)
+					select {
+					case jobs <- job{r, dc, swap, sample}:
+					case <-ctx.Done():
+						break feed
 					}
 				}
 			}
