@@ -25,6 +25,17 @@ type LagReporter interface {
 	Lag() []PartitionLag
 }
 
+// StallReporter is an optional interface of a Source: how many times it
+// found an assigned partition with records to read and no fetch progress
+// (and restarted its fetch). When the pipeline's source implements it, the
+// pipeline exports Stalls as the counter dgw.consumer.stalls while Run
+// runs: a rising count is a broker or network fault worth an alert even
+// though the source recovers on its own. Stalls must be safe for
+// concurrent use.
+type StallReporter interface {
+	Stalls() int64
+}
+
 // RevisionReporter is an optional interface of a Decider: the revision of
 // the policy it decides with now. When the pipeline's decider implements
 // it, the pipeline exports the gauge dgw.policy.revision{revision} = 1 for
@@ -38,12 +49,14 @@ type RevisionReporter interface {
 func (p *Pipeline) registerGauges() (unregister func(), err error) {
 	lagger, hasLag := p.src.(LagReporter)
 	reviser, hasRevision := p.decider.(RevisionReporter)
-	if p.cfg.meterProvider == nil || (!hasLag && !hasRevision) {
+	staller, hasStalls := p.src.(StallReporter)
+	if p.cfg.meterProvider == nil || (!hasLag && !hasRevision && !hasStalls) {
 		return func() {}, nil
 	}
 	m := p.cfg.meterProvider.Meter(instrumentationName)
 	var observables []metric.Observable
 	var lag, revision metric.Int64ObservableGauge
+	var stalls metric.Int64ObservableCounter
 	if hasLag {
 		if lag, err = m.Int64ObservableGauge("dgw.consumer.lag",
 			metric.WithDescription("Records of a source partition at or after the first one this process has not finished.")); err != nil {
@@ -58,12 +71,22 @@ func (p *Pipeline) registerGauges() (unregister func(), err error) {
 		}
 		observables = append(observables, revision)
 	}
+	if hasStalls {
+		if stalls, err = m.Int64ObservableCounter("dgw.consumer.stalls",
+			metric.WithDescription("Times an assigned source partition had records to read but no fetch progress, and its fetch was restarted.")); err != nil {
+			return nil, fmt.Errorf("consumer stalls counter: %w", err)
+		}
+		observables = append(observables, stalls)
+	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		if hasLag {
 			for _, l := range lagger.Lag() {
 				o.ObserveInt64(lag, l.Lag, metric.WithAttributes(
 					attribute.String("topic", l.Topic), attribute.Int("partition", l.Partition)))
 			}
+		}
+		if hasStalls {
+			o.ObserveInt64(stalls, staller.Stalls())
 		}
 		if hasRevision {
 			if rev := reviser.Revision(); rev != "" {

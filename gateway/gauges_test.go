@@ -20,10 +20,13 @@ import (
 // lagSource is a MemSource that reports a fixed lag.
 type lagSource struct {
 	*gatewaytest.MemSource
-	lag []gateway.PartitionLag
+	lag    []gateway.PartitionLag
+	stalls atomic.Int64
 }
 
 func (s *lagSource) Lag() []gateway.PartitionLag { return s.lag }
+
+func (s *lagSource) Stalls() int64 { return s.stalls.Load() }
 
 // revisionDecider allows everything and reports a revision that can change.
 type revisionDecider struct {
@@ -85,8 +88,8 @@ func collect(t *testing.T, r *sdkmetric.ManualReader, name string) []point {
 	return out
 }
 
-// TestPipelineGauges: while Run runs, the source's lag and the decider's
-// current revision are exported; a new revision replaces the old series;
+// TestPipelineGauges: while Run runs, the source's lag and stall count and
+// the decider's current revision are exported; a new revision replaces the old series;
 // once Run returns both are gone.
 func TestPipelineGauges(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
@@ -117,6 +120,10 @@ func TestPipelineGauges(t *testing.T) {
 		{attrs: map[string]string{"topic": "pax.booking", "partition": "2"}, value: 0},
 	}, collect(t, reader, "dgw.consumer.lag"))
 	assert.Equal(t, []point{{attrs: map[string]string{"revision": "rev-1"}, value: 1}}, collect(t, reader, "dgw.policy.revision"))
+	assert.Equal(t, []point{{attrs: map[string]string{}, value: 0}}, collect(t, reader, "dgw.consumer.stalls"))
+	src.stalls.Add(2)
+	assert.Equal(t, []point{{attrs: map[string]string{}, value: 2}}, collect(t, reader, "dgw.consumer.stalls"),
+		"the counter follows the source's stall count")
 	dec.set("rev-2")
 	assert.Equal(t, []point{{attrs: map[string]string{"revision": "rev-2"}, value: 1}}, collect(t, reader, "dgw.policy.revision"),
 		"a reload replaces the revision series")
@@ -127,6 +134,7 @@ func TestPipelineGauges(t *testing.T) {
 	require.NoError(t, <-runErr)
 	assert.Empty(t, collect(t, reader, "dgw.consumer.lag"), "a stopped pipeline reports no lag")
 	assert.Empty(t, collect(t, reader, "dgw.policy.revision"))
+	assert.Empty(t, collect(t, reader, "dgw.consumer.stalls"))
 }
 
 func TestPolicyReloads(t *testing.T) {

@@ -66,6 +66,10 @@ type Config struct {
 	// SessionTimeout is how long the group waits for a silent member (a
 	// process that died) before its partitions move; empty: 30s.
 	SessionTimeout string `yaml:"session_timeout"`
+	// StallTimeout is how long an assigned partition with records to read
+	// may show no fetch progress before its fetch is restarted and counted
+	// as a stall; empty: 1m.
+	StallTimeout string `yaml:"stall_timeout"`
 	// AdminAddr is where /metrics, /healthz and /readyz are served
 	// (host:port); empty for no admin server.
 	AdminAddr string `yaml:"admin_addr"`
@@ -152,6 +156,9 @@ func (c *Config) envOverrides(environ []string) error {
 	if v, ok := env["DGW_SESSION_TIMEOUT"]; ok {
 		c.SessionTimeout = v
 	}
+	if v, ok := env["DGW_STALL_TIMEOUT"]; ok {
+		c.StallTimeout = v
+	}
 	ints := map[string]*int{"DGW_WORKERS": &c.Workers, "DGW_QUEUE": &c.Queue,
 		"DGW_MAX_RECORD_BYTES": &c.MaxRecordBytes, "DGW_PARTITIONS": &c.Partitions}
 	for k, p := range ints {
@@ -203,6 +210,9 @@ func (c *Config) validate() error {
 	errs = append(errs, c.validateSecurity()...)
 	errs = append(errs, c.validatePolicy()...)
 	if _, err := c.sessionTimeout(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.stallTimeout(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {

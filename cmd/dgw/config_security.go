@@ -145,6 +145,20 @@ func (c *Config) kafkaSecurity() (kafka.Security, error) {
 	return sec, nil
 }
 
+// stallTimeout parses stall_timeout: empty for the default (0), else a
+// duration of at least 5s, so that a slow broker answering a long poll is
+// not mistaken for a stuck fetch.
+func (c *Config) stallTimeout() (time.Duration, error) {
+	if c.StallTimeout == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(c.StallTimeout)
+	if err != nil || d < 5*time.Second {
+		return 0, fmt.Errorf("stall_timeout: expected a duration of at least 5s such as 1m, got %q", c.StallTimeout)
+	}
+	return d, nil
+}
+
 // sessionTimeout parses session_timeout: empty for the default (0), else a
 // duration of at least 2s (members heartbeat a third of it).
 func (c *Config) sessionTimeout() (time.Duration, error) {

@@ -277,6 +277,36 @@ func writeTestPEM(t *testing.T, path, typ string, der []byte) {
 	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
 }
 
+func TestConfigStallTimeout(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		env        []string
+		want       time.Duration
+		wantErr    bool
+	}{
+		{name: "default", want: 0},
+		{name: "from the file", yaml: "stall_timeout: 2m\n", want: 2 * time.Minute},
+		{name: "from the environment", yaml: "stall_timeout: 2m\n", env: []string{"DGW_STALL_TIMEOUT=30s"}, want: 30 * time.Second},
+		{name: "too short", yaml: "stall_timeout: 1s\n", wantErr: true},
+		{name: "not a duration", env: []string{"DGW_STALL_TIMEOUT=later"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "dgw.yaml")
+			require.NoError(t, os.WriteFile(file, []byte("brokers: [\"127.0.0.1:9092\"]\n"+tt.yaml), 0o600))
+			cfg, err := loadConfig(file, tt.env)
+			if tt.wantErr {
+				assert.ErrorContains(t, err, "stall_timeout")
+				return
+			}
+			require.NoError(t, err)
+			got, err := cfg.stallTimeout()
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
 func TestConfigSessionTimeout(t *testing.T) {
 	tests := []struct {
 		name, yaml string

@@ -31,6 +31,9 @@ type gatewayOptions struct {
 	// sessionTimeout, when set, is the consumer group session timeout;
 	// members heartbeat every third of it.
 	sessionTimeout time.Duration
+	// stallTimeout, when set, is how long a partition with records to read
+	// may make no fetch progress before the source restarts its fetch.
+	stallTimeout time.Duration
 	// wrapSource, when set, wraps the Kafka source (redrive rewrites held
 	// records and stops at the end offsets it found at start).
 	wrapSource func(gateway.Source) gateway.Source
@@ -65,7 +68,7 @@ func runGateway(ctx context.Context, o gatewayOptions) error {
 	}
 	src, err := kafka.NewSource(kafka.SourceConfig{
 		Brokers: o.brokers, ClientID: o.clientID, GroupID: o.group, Topics: o.topics, Security: o.security,
-		SessionTimeout: o.sessionTimeout, HeartbeatInterval: o.sessionTimeout / 3,
+		SessionTimeout: o.sessionTimeout, HeartbeatInterval: o.sessionTimeout / 3, StallTimeout: o.stallTimeout,
 	}, o.log)
 	if err != nil {
 		return fmt.Errorf("kafka source: %w", err)

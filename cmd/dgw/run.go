@@ -34,6 +34,7 @@ objections, erasures) and checks that the audit topic keeps its entries.`,
 				return failWith(2, err)
 			}
 			session, _ := cfg.sessionTimeout() // validated by loadConfig
+			stall, _ := cfg.stallTimeout()
 			log, err := newLogger(cfg.LogFormat, cfg.LogLevel, a.stderr)
 			if err != nil {
 				return failWith(2, err)
@@ -88,7 +89,7 @@ objections, erasures) and checks that the audit topic keeps its entries.`,
 			return runGateway(cmd.Context(), gatewayOptions{
 				brokers: cfg.Brokers, clientID: cfg.ClientID, group: cfg.Group, topics: topics,
 				deadLetter: cfg.DeadLetterTopic, held: cfg.HeldTopic, workers: cfg.Workers, queue: cfg.Queue,
-				parts: p, log: log, security: sec, sessionTimeout: session,
+				parts: p, log: log, security: sec, sessionTimeout: session, stallTimeout: stall,
 				ready: obs.ready, extra: obs.gatewayOptions(), acct: acct,
 			})
 		},
