@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -50,6 +51,65 @@ type chain struct {
 	prev      [32]byte
 	lastEvent *gateway.Event // the event of the last decision entry
 	lastSeq   int64          // its seq, for a correction
+
+	// Reused from entry to entry under mu: nothing of an entry outlives
+	// Records but its encoding, which is copied out.
+	scratch scratch
+}
+
+// scratch holds the buffers one chain reuses for every entry it builds.
+type scratch struct {
+	buf       []byte
+	decisions []Decision
+	disclosed []DisclosedField
+	withheld  []string
+	released  []string
+	strs      []string // backing for the entry's optional strings
+	// paths caches the sorted scope paths of a recipient for an event
+	// type. Recipients are immutable once registered (redact compiles its
+	// programs per recipient the same way); a registry reload brings new
+	// ones, so the cache is dropped when it grows past maxPaths.
+	paths map[pathsKey][]string
+	macs  *keyMACs
+}
+
+type pathsKey struct {
+	r         *gateway.Recipient
+	eventType string
+}
+
+const maxPaths = 1024
+
+func (s *scratch) scopePaths(r *gateway.Recipient, eventType string) []string {
+	k := pathsKey{r, eventType}
+	if p, ok := s.paths[k]; ok {
+		return p
+	}
+	if s.paths == nil || len(s.paths) >= maxPaths {
+		s.paths = map[pathsKey][]string{}
+	}
+	p := r.Scope.Paths(eventType)
+	s.paths[k] = p
+	return p
+}
+
+// str returns a pointer to a copy of v in strs, which was sized before
+// the entry was built so that no pointer handed out is moved.
+func (s *scratch) str(v string) *string {
+	s.strs = append(s.strs, v)
+	return &s.strs[len(s.strs)-1]
+}
+
+// reset prepares the buffers for an entry of n decisions.
+func (s *scratch) reset(n int) {
+	if need := 1 + 3*n; cap(s.strs) < need {
+		s.strs = make([]string, 0, need)
+	}
+	clear(s.strs)
+	s.strs = s.strs[:0]
+	clear(s.decisions)
+	s.decisions = s.decisions[:0]
+	s.disclosed, s.withheld = s.disclosed[:0], s.withheld[:0]
 }
 
 // Option configures an Auditor.
@@ -118,7 +178,7 @@ func (a *Auditor) chain(worker int) *chain {
 	defer a.mu.Unlock()
 	c := a.chains[worker]
 	if c == nil {
-		c = &chain{id: a.instance + "-w" + strconv.Itoa(worker)}
+		c = &chain{id: a.instance + "-w" + strconv.Itoa(worker), scratch: scratch{macs: a.key.macs()}}
 		a.chains[worker] = c
 	}
 	return c
@@ -143,12 +203,12 @@ func (a *Auditor) Records(in *gateway.AuditInput) ([]gateway.Disclosure, error) 
 		EventID:    ev.ID, EventType: ev.Schema.EventType, OccurredAt: ev.OccurredAt.UTC().Truncate(time.Millisecond),
 		Purpose:     ev.Context.Event.Purpose,
 		SourceTopic: ev.Msg.Topic, SourcePartition: int32(ev.Msg.Partition), SourceOffset: ev.Msg.Offset,
-		Subject:   a.key.Pseudonym(ev.SubjectID),
-		Decisions: make([]Decision, 0, len(in.Results)),
+		Subject: c.scratch.macs.pseudonymOf(ev.SubjectID),
 	}
+	sc := &c.scratch
+	sc.reset(len(in.Results))
 	if in.TraceID != "" {
-		t := in.TraceID
-		e.TraceID = &t
+		e.TraceID = sc.str(in.TraceID)
 	}
 	if in.Correction {
 		if c.lastEvent != ev {
@@ -163,9 +223,11 @@ func (a *Auditor) Records(in *gateway.AuditInput) ([]gateway.Disclosure, error) 
 		if r.Recipient == nil {
 			return nil, fmt.Errorf("audit: event %s: result %d names no recipient", ev.ID, i)
 		}
-		e.Decisions = append(e.Decisions, decisionOf(r, ev.Schema.EventType))
+		sc.decisions = append(sc.decisions, sc.decisionOf(r, ev.Schema.EventType))
 	}
-	raw, err := a.codec.seal(&e, a.key)
+	e.Decisions = sc.decisions
+	raw, buf, err := a.codec.seal(&e, sc.macs, sc.buf)
+	sc.buf = buf
 	if err != nil {
 		return nil, fmt.Errorf("audit: event %s: %w", ev.ID, err)
 	}
@@ -179,35 +241,50 @@ func (a *Auditor) Records(in *gateway.AuditInput) ([]gateway.Disclosure, error) 
 // decisionOf records one recipient's result: what was delivered with which
 // operator, what the contract scope would have allowed but was withheld,
 // and why. No field value and no error text (which could only repeat what
-// the reason code says) is recorded.
-func decisionOf(r *gateway.RecipientResult, eventType string) Decision {
+// the reason code says) is recorded. The decision's slices live in s until
+// the next entry.
+func (s *scratch) decisionOf(r *gateway.RecipientResult, eventType string) Decision {
 	rc := r.Recipient
 	d := Decision{
 		RecipientID: rc.ID, RecipientName: rc.Name, RecipientType: rc.Type, RecipientCountry: rc.Country,
 		Outcome: string(r.Outcome), PolicyRevision: r.Decision.Revision, CrossBorder: r.Decision.Transfer.CrossBorder,
-		Disclosed: []DisclosedField{}, Withheld: []string{}, Reasons: append([]string{}, r.Decision.Reasons...),
+		Reasons: r.Decision.Reasons,
 	}
 	if r.Outcome == gateway.OutcomeHeld {
-		reason := string(r.Reason)
-		d.Reason = &reason
+		d.Reason = s.str(string(r.Reason))
 	}
 	if b := r.Decision.Basis; b != "" {
-		d.Basis = &b
+		d.Basis = s.str(b)
 	}
 	if m := r.Decision.Transfer.Mechanism; m != "" {
-		d.Mechanism = &m
+		d.Mechanism = s.str(m)
 	}
-	released := map[string]bool{}
+	// released and the scope paths are both sorted: withheld is the merge
+	// difference, as the released set was before (issue #7).
+	s.released = s.released[:0]
 	if r.Outcome == gateway.OutcomeDelivered {
-		for _, p := range r.Decision.Released() {
-			d.Disclosed = append(d.Disclosed, DisclosedField{Path: p, Operator: string(r.Decision.Fields[p])})
-			released[p] = true
+		for p, op := range r.Decision.Fields {
+			if op != gateway.OpDrop {
+				s.released = append(s.released, p)
+			}
 		}
-	}
-	for _, p := range rc.Scope.Paths(eventType) {
-		if !released[p] {
-			d.Withheld = append(d.Withheld, p)
+		slices.Sort(s.released)
+		start := len(s.disclosed)
+		for _, p := range s.released {
+			s.disclosed = append(s.disclosed, DisclosedField{Path: p, Operator: string(r.Decision.Fields[p])})
 		}
+		d.Disclosed = s.disclosed[start:len(s.disclosed):len(s.disclosed)]
 	}
+	start, i := len(s.withheld), 0
+	for _, p := range s.scopePaths(rc, eventType) {
+		for i < len(s.released) && s.released[i] < p {
+			i++
+		}
+		if i < len(s.released) && s.released[i] == p {
+			continue
+		}
+		s.withheld = append(s.withheld, p)
+	}
+	d.Withheld = s.withheld[start:len(s.withheld):len(s.withheld)]
 	return d
 }

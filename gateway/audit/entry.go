@@ -93,6 +93,8 @@ type Codec struct {
 	fp     uint64
 	header [10]byte
 	api    avro.API
+	// hand is set when the schema is the one appendEntry encodes by hand.
+	hand bool
 }
 
 // NewCodec parses the audit entry schema (schemas/audit.avsc) and checks
@@ -140,6 +142,19 @@ func NewCodec(avsc []byte) (*Codec, error) {
 	if _, err := c.api.Marshal(c.schema, &Entry{Kind: KindDecision, Decisions: []Decision{{Outcome: "refused"}}}); err != nil {
 		return nil, fmt.Errorf("audit schema does not match audit.Entry: %w", err)
 	}
+	if c.fp == handSchemaFP {
+		// Fail closed should the hand encoder ever disagree with Marshal.
+		probe := probeEntry()
+		want, err := c.api.Marshal(c.schema, probe)
+		if err != nil {
+			return nil, fmt.Errorf("audit schema: probe entry: %w", err)
+		}
+		got, err := appendEntry(nil, probe)
+		if err != nil || !bytes.Equal(got, want) {
+			return nil, fmt.Errorf("audit schema: the hand encoder disagrees with Marshal (%v)", err)
+		}
+		c.hand = true
+	}
 	return c, nil
 }
 
@@ -147,20 +162,48 @@ func NewCodec(avsc []byte) (*Codec, error) {
 func (c *Codec) Fingerprint() uint64 { return c.fp }
 
 // seal encodes e, computing its hash over everything before the hash
-// field and its MAC under key, and stores both in e.
-func (c *Codec) seal(e *Entry, key Key) ([]byte, error) {
+// field and its MAC with key, and stores both in e. It returns the
+// encoding in a new slice; scratch, if not nil, is reused for the work and
+// returned grown for the next call.
+func (c *Codec) seal(e *Entry, key *keyMACs, scratch []byte) (out, grown []byte, err error) {
 	e.Hash, e.MAC = [32]byte{}, [32]byte{}
-	body, err := c.api.Marshal(c.schema, e)
-	if err != nil {
-		return nil, fmt.Errorf("encode audit entry: %w", err)
+	// The hashed bytes are the domain, the header and the body without its
+	// tail: encode them in one buffer and hash it without copying.
+	buf := append(append(scratch[:0], hashDomain...), c.header[:]...)
+	if c.hand {
+		buf, err = appendEntry(buf, e)
+	} else {
+		var body []byte
+		if body, err = c.api.Marshal(c.schema, e); err == nil {
+			buf = append(buf, body...)
+		}
 	}
-	out := make([]byte, 0, len(c.header)+len(body))
-	out = append(append(out, c.header[:]...), body...)
-	e.Hash = contentHash(out)
+	if err != nil {
+		return nil, scratch, fmt.Errorf("encode audit entry: %w", err)
+	}
+	e.Hash = sha256.Sum256(buf[:len(buf)-tail])
 	e.MAC = key.sign(e.Hash)
+	out = bytes.Clone(buf[len(hashDomain):])
 	copy(out[len(out)-tail:], e.Hash[:])
 	copy(out[len(out)-tail+32:], e.MAC[:])
-	return out, nil
+	return out, buf[:0], nil
+}
+
+// probeEntry sets every optional field and array, so NewCodec compares
+// every branch of the hand encoder with Marshal.
+func probeEntry() *Entry {
+	s, n := "probe-\u00fc", int64(-3)
+	return &Entry{ChainID: "c", Seq: 1 << 40, PrevHash: [32]byte{1, 2}, KeyID: "k", Kind: KindCorrection, CorrectsSeq: &n,
+		RecordedAt: time.Date(2026, 1, 2, 3, 4, 5, 6_789_000, time.UTC), EventID: "e", EventType: "t",
+		OccurredAt: time.Date(1969, 12, 31, 23, 59, 59, 999_999_999, time.UTC), Purpose: "p", SourceTopic: "st",
+		SourcePartition: -1, SourceOffset: 1 << 62, Subject: "s", TraceID: &s,
+		Decisions: []Decision{
+			{RecipientID: "r", Outcome: "held", Reason: &s, PolicyRevision: "rev", Basis: &s, CrossBorder: true, Mechanism: &s,
+				Disclosed: []DisclosedField{{Path: "a", Operator: "keep"}, {Path: "b", Operator: "generalise"}, {Path: "c", Operator: "mask"}, {Path: "d", Operator: "hash"}},
+				Withheld:  []string{"x", "y"}, Reasons: []string{s}},
+			{Outcome: "delivered"}, {Outcome: "refused"},
+		},
+		Hash: [32]byte{3}, MAC: [32]byte{4}}
 }
 
 // contentHash hashes a sealed encoding without its hash and mac.

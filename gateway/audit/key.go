@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"os"
 	"strings"
 
@@ -126,6 +127,47 @@ func (k Key) sign(hash [32]byte) [32]byte {
 	m := hmac.New(sha256.New, k.k.mac)
 	m.Write(hash[:])
 	copy(out[:], m.Sum(nil))
+	return out
+}
+
+// keyMACs are one chain's HMACs under k, reset for every entry instead of
+// rebuilt: hmac.New allocates and derives the pads again (issue #7). Not
+// safe for concurrent use; a chain uses its own under its lock.
+type keyMACs struct {
+	pseudonym, mac hash.Hash
+	in, sum        []byte
+}
+
+func (k Key) macs() *keyMACs {
+	if k.k == nil {
+		return nil
+	}
+	return &keyMACs{pseudonym: hmac.New(sha256.New, k.k.secret), mac: hmac.New(sha256.New, k.k.mac)}
+}
+
+// pseudonymOf is Key.Pseudonym with m's reused HMAC.
+func (m *keyMACs) pseudonymOf(subjectID string) string {
+	if m == nil {
+		return ""
+	}
+	m.in = append(m.in[:0], subjectID...)
+	m.pseudonym.Reset()
+	m.pseudonym.Write(m.in)
+	m.sum = m.pseudonym.Sum(m.sum[:0])
+	m.in = hex.AppendEncode(m.in[:0], m.sum)
+	return string(m.in)
+}
+
+// sign is Key.sign with m's reused HMAC.
+func (m *keyMACs) sign(hash [32]byte) [32]byte {
+	var out [32]byte
+	if m == nil {
+		return out
+	}
+	m.mac.Reset()
+	m.mac.Write(hash[:])
+	m.sum = m.mac.Sum(m.sum[:0])
+	copy(out[:], m.sum)
 	return out
 }
 
