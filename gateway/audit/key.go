@@ -154,6 +154,7 @@ func (m *keyMACs) pseudonymOf(subjectID string) string {
 	m.pseudonym.Reset()
 	m.pseudonym.Write(m.in)
 	m.sum = m.pseudonym.Sum(m.sum[:0])
+	clear(m.in) // the subject id must not linger in the reused buffer
 	m.in = hex.AppendEncode(m.in[:0], m.sum)
 	return string(m.in)
 }
