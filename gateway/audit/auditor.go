@@ -59,6 +59,7 @@ type chain struct {
 
 // scratch holds the buffers one chain reuses for every entry it builds.
 type scratch struct {
+	entry     Entry // holds no field values, like everything here
 	buf       []byte
 	decisions []Decision
 	disclosed []DisclosedField
@@ -197,7 +198,8 @@ func (a *Auditor) Records(in *gateway.AuditInput) ([]gateway.Disclosure, error) 
 	c := a.chain(in.Worker)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := Entry{
+	e := &c.scratch.entry
+	*e = Entry{
 		ChainID: c.id, Seq: c.seq + 1, PrevHash: c.prev, KeyID: a.key.ID(), Kind: KindDecision,
 		RecordedAt: a.now().UTC().Truncate(time.Millisecond),
 		EventID:    ev.ID, EventType: ev.Schema.EventType, OccurredAt: ev.OccurredAt.UTC().Truncate(time.Millisecond),
@@ -226,7 +228,7 @@ func (a *Auditor) Records(in *gateway.AuditInput) ([]gateway.Disclosure, error) 
 		sc.decisions = append(sc.decisions, sc.decisionOf(r, ev.Schema.EventType))
 	}
 	e.Decisions = sc.decisions
-	raw, buf, err := a.codec.seal(&e, sc.macs, sc.buf)
+	raw, buf, err := a.codec.seal(e, sc.macs, sc.buf)
 	sc.buf = buf
 	if err != nil {
 		return nil, fmt.Errorf("audit: event %s: %w", ev.ID, err)
