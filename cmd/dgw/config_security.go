@@ -149,25 +149,25 @@ func (c *Config) kafkaSecurity() (kafka.Security, error) {
 // duration of at least 5s, so that a slow broker answering a long poll is
 // not mistaken for a stuck fetch.
 func (c *Config) stallTimeout() (time.Duration, error) {
-	if c.StallTimeout == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(c.StallTimeout)
-	if err != nil || d < 5*time.Second {
-		return 0, fmt.Errorf("stall_timeout: expected a duration of at least 5s such as 1m, got %q", c.StallTimeout)
-	}
-	return d, nil
+	return parseMinDuration("stall_timeout", c.StallTimeout, 5*time.Second, "1m")
 }
 
 // sessionTimeout parses session_timeout: empty for the default (0), else a
 // duration of at least 2s (members heartbeat a third of it).
 func (c *Config) sessionTimeout() (time.Duration, error) {
-	if c.SessionTimeout == "" {
+	return parseMinDuration("session_timeout", c.SessionTimeout, 2*time.Second, "10s")
+}
+
+// parseMinDuration parses the duration setting key: 0 when empty, an error
+// naming the key, the minimum and an example when v is not a duration of
+// at least the minimum.
+func parseMinDuration(key, v string, least time.Duration, example string) (time.Duration, error) {
+	if v == "" {
 		return 0, nil
 	}
-	d, err := time.ParseDuration(c.SessionTimeout)
-	if err != nil || d < 2*time.Second {
-		return 0, fmt.Errorf("session_timeout: expected a duration of at least 2s such as 10s, got %q", c.SessionTimeout)
+	d, err := time.ParseDuration(v)
+	if err != nil || d < least {
+		return 0, fmt.Errorf("%s: expected a duration of at least %s such as %s, got %q", key, least, example, v)
 	}
 	return d, nil
 }

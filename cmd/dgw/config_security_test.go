@@ -277,18 +277,23 @@ func writeTestPEM(t *testing.T, path, typ string, der []byte) {
 	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
 }
 
-func TestConfigStallTimeout(t *testing.T) {
+func TestConfigDurations(t *testing.T) {
 	tests := []struct {
-		name, yaml string
-		env        []string
-		want       time.Duration
-		wantErr    bool
+		name, key, yaml string
+		env             []string
+		want            time.Duration
+		wantErr         bool
 	}{
-		{name: "default", want: 0},
-		{name: "from the file", yaml: "stall_timeout: 2m\n", want: 2 * time.Minute},
-		{name: "from the environment", yaml: "stall_timeout: 2m\n", env: []string{"DGW_STALL_TIMEOUT=30s"}, want: 30 * time.Second},
-		{name: "too short", yaml: "stall_timeout: 1s\n", wantErr: true},
-		{name: "not a duration", env: []string{"DGW_STALL_TIMEOUT=later"}, wantErr: true},
+		{name: "session default", key: "session_timeout", want: 0},
+		{name: "session from the file", key: "session_timeout", yaml: "session_timeout: 6s\n", want: 6 * time.Second},
+		{name: "session from the environment", key: "session_timeout", yaml: "session_timeout: 6s\n", env: []string{"DGW_SESSION_TIMEOUT=45s"}, want: 45 * time.Second},
+		{name: "session too short", key: "session_timeout", yaml: "session_timeout: 500ms\n", wantErr: true},
+		{name: "session not a duration", key: "session_timeout", env: []string{"DGW_SESSION_TIMEOUT=soon"}, wantErr: true},
+		{name: "stall default", key: "stall_timeout", want: 0},
+		{name: "stall from the file", key: "stall_timeout", yaml: "stall_timeout: 2m\n", want: 2 * time.Minute},
+		{name: "stall from the environment", key: "stall_timeout", yaml: "stall_timeout: 2m\n", env: []string{"DGW_STALL_TIMEOUT=30s"}, want: 30 * time.Second},
+		{name: "stall too short", key: "stall_timeout", yaml: "stall_timeout: 1s\n", wantErr: true},
+		{name: "stall not a duration", key: "stall_timeout", env: []string{"DGW_STALL_TIMEOUT=later"}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -296,41 +301,12 @@ func TestConfigStallTimeout(t *testing.T) {
 			require.NoError(t, os.WriteFile(file, []byte("brokers: [\"127.0.0.1:9092\"]\n"+tt.yaml), 0o600))
 			cfg, err := loadConfig(file, tt.env)
 			if tt.wantErr {
-				assert.ErrorContains(t, err, "stall_timeout")
+				assert.ErrorContains(t, err, tt.key)
 				return
 			}
 			require.NoError(t, err)
-			got, err := cfg.stallTimeout()
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
-		})
-	}
-}
-
-func TestConfigSessionTimeout(t *testing.T) {
-	tests := []struct {
-		name, yaml string
-		env        []string
-		want       time.Duration
-		wantErr    bool
-	}{
-		{name: "default", want: 0},
-		{name: "from the file", yaml: "session_timeout: 6s\n", want: 6 * time.Second},
-		{name: "from the environment", yaml: "session_timeout: 6s\n", env: []string{"DGW_SESSION_TIMEOUT=45s"}, want: 45 * time.Second},
-		{name: "too short", yaml: "session_timeout: 500ms\n", wantErr: true},
-		{name: "not a duration", env: []string{"DGW_SESSION_TIMEOUT=soon"}, wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			file := filepath.Join(t.TempDir(), "dgw.yaml")
-			require.NoError(t, os.WriteFile(file, []byte("brokers: [\"127.0.0.1:9092\"]\n"+tt.yaml), 0o600))
-			cfg, err := loadConfig(file, tt.env)
-			if tt.wantErr {
-				assert.ErrorContains(t, err, "session_timeout")
-				return
-			}
-			require.NoError(t, err)
-			got, err := cfg.sessionTimeout()
+			parse := map[string]func() (time.Duration, error){"session_timeout": cfg.sessionTimeout, "stall_timeout": cfg.stallTimeout}[tt.key]
+			got, err := parse()
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, got)
 		})
