@@ -174,20 +174,7 @@ func (l *Live) logged(r Reload) Reload {
 // changes meanwhile.
 func snapshot(fsys fs.FS) (fstest.MapFS, error) {
 	files := fstest.MapFS{}
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() || !loadable(p) {
-			return nil
-		}
-		b, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return err
-		}
-		files[p] = &fstest.MapFile{Data: b, Mode: 0o444}
-		return nil
-	})
+	err := readLoadable(fsys, func(p string, b []byte) { files[p] = &fstest.MapFile{Data: b, Mode: 0o444} })
 	if err != nil {
 		return nil, fmt.Errorf("read policy directory: %w", err)
 	}

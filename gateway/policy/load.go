@@ -60,10 +60,10 @@ func loadable(name string) bool {
 
 func isTestFile(name string) bool { return strings.HasSuffix(name, "_test.rego") }
 
-// read loads fsys. It returns the problems that make the directory unusable.
-func read(fsys fs.FS) (*source, []Problem) {
-	src := &source{files: map[string][]byte{}, modules: map[string]*ast.Module{}, policy: map[string]*ast.Module{}}
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+// readLoadable calls add with the path and content of every file of fsys
+// the policy loader reads.
+func readLoadable(fsys fs.FS, add func(path string, data []byte)) error {
+	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -74,9 +74,15 @@ func read(fsys fs.FS) (*source, []Problem) {
 		if err != nil {
 			return err
 		}
-		src.files[p] = b
+		add(p, b)
 		return nil
 	})
+}
+
+// read loads fsys. It returns the problems that make the directory unusable.
+func read(fsys fs.FS) (*source, []Problem) {
+	src := &source{files: map[string][]byte{}, modules: map[string]*ast.Module{}, policy: map[string]*ast.Module{}}
+	err := readLoadable(fsys, func(p string, b []byte) { src.files[p] = b })
 	if err != nil {
 		return nil, []Problem{{File: ".", Msg: "read policy directory: " + err.Error()}}
 	}
