@@ -417,17 +417,11 @@ func (a *app) produce(ctx context.Context, brokers []string, p *parts, o devOpti
 				continue
 			}
 			if err := sink.Write(ctx, w...); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
+				return unlessStopped(ctx, err)
 			}
 		}
 		if err := release(); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+			return unlessStopped(ctx, err)
 		}
 		// Between batches, requests are released as soon as the gateway
 		// has handled what they wait for.
@@ -437,10 +431,7 @@ func (a *app) produce(ctx context.Context, brokers []string, p *parts, o devOpti
 				wait = false
 			case <-r.track.wake:
 				if err := release(); err != nil {
-					if ctx.Err() != nil {
-						return nil
-					}
-					return err
+					return unlessStopped(ctx, err)
 				}
 			case <-ctx.Done():
 				return nil
@@ -452,10 +443,7 @@ func (a *app) produce(ctx context.Context, brokers []string, p *parts, o devOpti
 		select {
 		case <-r.track.wake:
 			if err := release(); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
+				return unlessStopped(ctx, err)
 			}
 		case <-ctx.Done():
 			return nil
@@ -489,4 +477,13 @@ func corrupt(val []byte, n int) []byte {
 		out[2] ^= 0xff
 		return out
 	}
+}
+
+// unlessStopped is err, or nil once ctx has ended: an error of a write or
+// a release cut short by the end of the run is not a failure.
+func unlessStopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
