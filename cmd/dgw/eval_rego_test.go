@@ -154,12 +154,7 @@ func TestEvalMatchesRegoTests(t *testing.T) {
 			classes[r.Type] = true
 
 			// What eval does with --event and --consent.
-			s, value, err := parseEvent(p.set, line, "")
-			require.NoError(t, err)
-			bin, err := codec.Encode(s, value)
-			require.NoError(t, err)
-			ev, err := p.decoder.Decode(gateway.Message{Topic: "eval", Value: bin, Time: time.Now()})
-			require.NoError(t, err)
+			ev := decodeEvalLine(t, p, line)
 			for _, k := range c.consents {
 				ev.Context.Subject.Consents[k] = true
 			}
@@ -185,13 +180,7 @@ func TestEvalMatchesRegoTests(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &res))
 	checkRegoCase(t, c, res.Decision)
 
-	s, value, err := parseEvent(p.set, line, "")
-	require.NoError(t, err)
-	bin, err := codec.Encode(s, value)
-	require.NoError(t, err)
-	ev, err := p.decoder.Decode(gateway.Message{Topic: "eval", Value: bin, Time: time.Now()})
-	require.NoError(t, err)
-	without, err := evaluate(cmd, p, ev, registered(t, p, c.recipient))
+	without, err := evaluate(cmd, p, decodeEvalLine(t, p, line), registered(t, p, c.recipient))
 	require.NoError(t, err)
 	assert.False(t, without.Decision.Allow, "without the consent the transfer has no ground")
 	assert.True(t, slices.ContainsFunc(without.Decision.Reasons, func(r string) bool { return strings.Contains(r, "Law 94-V Art 16") }),
@@ -326,4 +315,16 @@ func setLeaf(t *testing.T, v map[string]any, path []string, x any) {
 		}
 	}
 	cur[path[len(path)-1]] = x
+}
+
+// decodeEvalLine decodes a JSON event line the way dgw eval reads --event.
+func decodeEvalLine(t *testing.T, p *parts, line []byte) *gateway.Event {
+	t.Helper()
+	s, value, err := parseEvent(p.set, line, "")
+	require.NoError(t, err)
+	bin, err := codec.Encode(s, value)
+	require.NoError(t, err)
+	ev, err := p.decoder.Decode(gateway.Message{Topic: "eval", Value: bin, Time: time.Now()})
+	require.NoError(t, err)
+	return ev
 }
