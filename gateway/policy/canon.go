@@ -64,10 +64,35 @@ type canon struct {
 // and the corporate account. Renaming numbers them in member order.
 func isAbstracted(m member) bool {
 	switch m {
-	case 2, 3, 4, 5, 7, 8, 11, 12:
+	case 2, 3, 4, memberRoute, 7, 8, 11, 12:
 		return true
 	}
 	return false
+}
+
+// memberRoute is the one abstracted member that is a list.
+const memberRoute member = 5
+
+// abstractedString is the abstracted string member m of dc (see
+// isAbstracted), nil for any other member, the route included.
+func abstractedString(dc *gateway.DecisionContext, m member) *string {
+	switch m {
+	case 2:
+		return &dc.Event.PointOfSale
+	case 3:
+		return &dc.Event.OriginCountry
+	case 4:
+		return &dc.Event.DestinationCountry
+	case 7:
+		return &dc.Event.AgencyCode
+	case 8:
+		return &dc.Event.CorporateAccount
+	case 11:
+		return &dc.Subject.Citizenship
+	case 12:
+		return &dc.Subject.Residence
+	}
+	return nil
 }
 
 // newCanon builds the abstraction of a compiled policy and its data.
@@ -261,25 +286,12 @@ func (k *canon) canonical(dc *gateway.DecisionContext, members []member) (gatewa
 	c.Event.Route = slices.Clone(c.Event.Route)
 	r := &renamer{k: k}
 	for _, m := range members {
-		switch m {
-		case 2:
-			c.Event.PointOfSale = r.rename(c.Event.PointOfSale)
-		case 3:
-			c.Event.OriginCountry = r.rename(c.Event.OriginCountry)
-		case 4:
-			c.Event.DestinationCountry = r.rename(c.Event.DestinationCountry)
-		case 5:
+		if m == memberRoute {
 			for i, x := range c.Event.Route {
 				c.Event.Route[i] = r.rename(x)
 			}
-		case 7:
-			c.Event.AgencyCode = r.rename(c.Event.AgencyCode)
-		case 8:
-			c.Event.CorporateAccount = r.rename(c.Event.CorporateAccount)
-		case 11:
-			c.Subject.Citizenship = r.rename(c.Subject.Citizenship)
-		case 12:
-			c.Subject.Residence = r.rename(c.Subject.Residence)
+		} else if p := abstractedString(&c, m); p != nil {
+			*p = r.rename(*p)
 		}
 	}
 	return c, r

@@ -191,28 +191,16 @@ func (p *projection) key(dc *gateway.DecisionContext) string {
 // canon.canonical).
 func appendMember(dst []byte, dc *gateway.DecisionContext, m member, r *renamer) []byte {
 	e, s := &dc.Event, &dc.Subject
-	if r != nil && isAbstracted(m) {
-		switch m {
-		case 2:
-			return appendString(dst, r.rename(e.PointOfSale))
-		case 3:
-			return appendString(dst, r.rename(e.OriginCountry))
-		case 4:
-			return appendString(dst, r.rename(e.DestinationCountry))
-		case 5:
-			dst = binary.AppendUvarint(dst, uint64(len(e.Route)))
-			for _, v := range e.Route {
-				dst = appendString(dst, r.rename(v))
-			}
-			return dst
-		case 7:
-			return appendString(dst, r.rename(e.AgencyCode))
-		case 8:
-			return appendString(dst, r.rename(e.CorporateAccount))
-		case 11:
-			return appendString(dst, r.rename(s.Citizenship))
-		case 12:
-			return appendString(dst, r.rename(s.Residence))
+	if r != nil && m == memberRoute {
+		dst = binary.AppendUvarint(dst, uint64(len(e.Route)))
+		for _, v := range e.Route {
+			dst = appendString(dst, r.rename(v))
+		}
+		return dst
+	}
+	if r != nil {
+		if p := abstractedString(dc, m); p != nil {
+			return appendString(dst, r.rename(*p))
 		}
 	}
 	switch m {
