@@ -274,16 +274,17 @@ func ecKeys(t *testing.T) (*bundle.SigningConfig, string) {
 }
 
 // bundleServer serves whatever bytes it holds, with an ETag, and counts
-// the requests it answered 304.
+// the requests it answered 304 (unchanged says when one was).
 type bundleServer struct {
 	*httptest.Server
 	body        atomic.Pointer[[]byte]
 	notModified atomic.Int64
+	unchanged   chan struct{}
 }
 
 func newBundleServer(t *testing.T, body []byte) *bundleServer {
 	t.Helper()
-	s := &bundleServer{}
+	s := &bundleServer{unchanged: make(chan struct{}, 1)}
 	s.body.Store(&body)
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b := *s.body.Load()
@@ -291,6 +292,10 @@ func newBundleServer(t *testing.T, body []byte) *bundleServer {
 		etag := `"` + hex.EncodeToString(sum[:8]) + `"`
 		if r.Header.Get("If-None-Match") == etag {
 			s.notModified.Add(1)
+			select {
+			case s.unchanged <- struct{}{}:
+			default:
+			}
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
@@ -353,7 +358,14 @@ func TestWatchBundle(t *testing.T) {
 	assert.Contains(t, r.Problems[0].Msg, "outside the contract scope")
 
 	assert.Equal(t, map[string]int64{"success": 1, "failure": 3}, reloadCounts(t, reader))
-	assert.Positive(t, srv.notModified.Load(), "an unchanged bundle is not downloaded again")
+	// The watcher polls every 10ms: a poll of the bundle it has must be
+	// answered 304, and must not count as a reload.
+	select {
+	case <-srv.unchanged:
+	case <-time.After(30 * time.Second):
+		t.Fatal("an unchanged bundle is downloaded again: no request was answered 304")
+	}
+	assert.Equal(t, map[string]int64{"success": 1, "failure": 3}, reloadCounts(t, reader), "a 304 is no reload")
 }
 
 func TestFetchBundleErrors(t *testing.T) {
