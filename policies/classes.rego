@@ -70,7 +70,7 @@ route_classes := {"airport_operator", "lounge_operator", "service_provider", "bo
 # trips through their own country.
 refusal contains msg if {
 	input.recipient.type in route_classes
-	not input.recipient.country in route_countries
+	not input.recipient.country in facts.served_countries
 	msg := sprintf("recipient class %s receives data only for trips to, from or through its own country (%s), which this trip does not touch", [input.recipient.type, input.recipient.country])
 }
 

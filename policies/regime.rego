@@ -22,32 +22,58 @@ eea := {country | some country in countries.eea}
 # UK GDPR Art 3.
 uk := {country | some country in countries.uk}
 
+# Event facts: what the policy derives from the event and the passenger
+# alone, whoever the recipient. dgw evaluates data.dgw.facts once per event
+# and then decides each recipient with data.dgw.facts replaced by that value
+# (`with`), so its decision cache keys a decision by these few facts instead
+# of the raw trip (README, "Performance"). So the rules that depend on the
+# recipient read the trip, the point of sale and the residence only through
+# facts; facts must not read input.recipient.
+facts := {
+	"regimes": trip_regimes,
+	"served_countries": served_countries,
+	"route_type": type_name(input.event.route),
+}
+
+# The regimes that apply (below), as the decision rules see them.
+regimes := facts.regimes
+
+# The registry's countries that the trip touches: whether a trip touches a
+# country matters only to a recipient there (route_classes in classes.rego,
+# the Art 49(1)(d) border authority in transfer.rego), and a recipient whose
+# country is not the registry's is refused anyway (registry.rego).
+served_countries := {country |
+	some entry in data.data.recipients
+	country := entry.country
+	country in route_countries
+}
+
 # Law 94-V: the controller is established in Kazakhstan.
-regimes contains "kz"
+trip_regimes contains "kz"
 
 # GDPR Art 3(2)(a): ticket sold in the EEA.
-regimes contains "eu_gdpr" if input.event.point_of_sale in eea
+trip_regimes contains "eu_gdpr" if input.event.point_of_sale in eea
 
 # GDPR Art 3(2)(a): the trip touches the EEA.
-regimes contains "eu_gdpr" if {
+trip_regimes contains "eu_gdpr" if {
 	some country in route_countries
 	country in eea
 }
 
 # GDPR Art 3(2)(a): the passenger lives in the EEA.
-regimes contains "eu_gdpr" if input.subject.residence in eea
+trip_regimes contains "eu_gdpr" if input.subject.residence in eea
 
 # UK GDPR Art 3(2)(a): ticket sold in the UK.
-regimes contains "uk_gdpr" if input.event.point_of_sale in uk
+trip_regimes contains "uk_gdpr" if input.event.point_of_sale in uk
 
 # UK GDPR Art 3(2)(a): the trip touches the UK.
-regimes contains "uk_gdpr" if {
+trip_regimes contains "uk_gdpr" if {
 	some country in route_countries
 	country in uk
 }
 
 # UK GDPR Art 3(2)(a): the passenger lives in the UK.
-regimes contains "uk_gdpr" if input.subject.residence in uk
+trip_regimes contains "uk_gdpr" if input.subject.residence in uk
 
 # Regimes in the order the transfer mechanism names them.
 regime_order := ["kz", "eu_gdpr", "uk_gdpr"]

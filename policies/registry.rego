@@ -45,7 +45,8 @@ input_type["event.type"] := type_name(input.event.type)
 
 input_type["event.purpose"] := type_name(input.event.purpose)
 
-input_type["event.route"] := type_name(input.event.route)
+# The route is read through the event facts (regime.rego).
+input_type["event.route"] := facts.route_type
 
 input_type["subject.minor"] := type_name(input.subject.minor)
 

@@ -181,7 +181,7 @@ else := "art49_consent" if consent("cross_border")
 public_interest_transfer if {
 	input.recipient.type == "border_authority"
 	input.event.purpose in grant.purposes
-	input.recipient.country in route_countries
+	input.recipient.country in facts.served_countries
 }
 
 public_interest_transfer if {

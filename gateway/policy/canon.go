@@ -251,19 +251,18 @@ func (r *renamer) rename(s string) string {
 			nth++
 		}
 	}
+	if r.n == len(r.seen) {
+		r.overflow = true // a route through dozens of countries
+		return s
+	}
 	var to string
 	if listed {
 		to = k.members[class][nth]
 	} else {
 		to = k.unknown[nth]
 	}
-	if r.n < len(r.seen) {
-		r.seen[r.n].from, r.seen[r.n].to, r.seen[r.n].class = s, to, class
-		r.n++
-	} else {
-		r.overflow = true // a route through dozens of countries
-		return s
-	}
+	r.seen[r.n].from, r.seen[r.n].to, r.seen[r.n].class = s, to, class
+	r.n++
 	return to
 }
 

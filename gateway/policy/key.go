@@ -30,10 +30,27 @@ type projection struct {
 	// canon, when set, keys the abstracted members by their names in the
 	// abstraction (canon.go) instead of their spelling.
 	canon *canon
+	// facts is set when decisions are keyed by the event's facts (facts.go):
+	// members[:split] are then the members read outside data.dgw.facts,
+	// members[split:] those only the facts read, and factsRead what the
+	// facts read.
+	facts     bool
+	split     int
+	factsRead map[string]bool
 }
 
 // inputProjection analyses the compiled policy modules.
 func inputProjection(c *ast.Compiler) *projection {
+	var rules []*ast.Rule
+	for _, name := range sortedKeys(c.Modules) {
+		// The package and imports are not evaluated; rules are.
+		rules = append(rules, c.Modules[name].Rules...)
+	}
+	return projectionOf(rules)
+}
+
+// projectionOf is what rules (with their else chains) read of the input.
+func projectionOf(rules []*ast.Rule) *projection {
 	p := &projection{read: map[string]bool{}}
 	var visit func(t *ast.Term) bool
 	visit = func(t *ast.Term) bool {
@@ -54,25 +71,41 @@ func inputProjection(c *ast.Compiler) *projection {
 		}
 		return false
 	}
-	for _, name := range sortedKeys(c.Modules) {
-		m := c.Modules[name]
-		// The package and imports are not evaluated; rules are.
-		for _, r := range m.Rules {
-			ast.WalkTerms(r, visit)
-			for x := r; x != nil; x = x.Else {
-				for _, t := range x.Head.Ref() {
-					ast.WalkTerms(t, visit)
-				}
+	for _, r := range rules {
+		ast.WalkTerms(r, visit)
+		for x := r; x != nil; x = x.Else {
+			for _, t := range x.Head.Ref() {
+				ast.WalkTerms(t, visit)
 			}
 		}
 	}
 	for _, m := range allMembers {
-		part, _, _ := strings.Cut(memberNames[m], ".")
-		if p.all || p.read[part] || p.read[memberNames[m]] {
+		if p.readsMember(m) {
 			p.members = append(p.members, m)
 		}
 	}
+	p.split = len(p.members)
 	return p
+}
+
+// reads reports whether the policy reads part of the input, or a member
+// of it.
+func (p *projection) reads(part string) bool {
+	if p.all || p.read[part] {
+		return true
+	}
+	for k := range p.read {
+		if before, _, ok := strings.Cut(k, "."); ok && before == part {
+			return true
+		}
+	}
+	return false
+}
+
+// readsMember reports whether the policy reads context member m.
+func (p *projection) readsMember(m member) bool {
+	part, _, _ := strings.Cut(memberNames[m], ".")
+	return p.all || p.read[part] || p.read[memberNames[m]]
 }
 
 // note records what a reference to input reads.
@@ -162,6 +195,14 @@ func jsonName(f reflect.StructField) (string, bool) {
 // context the abstraction cannot rename faithfully (too many distinct
 // codes), which is then not cached.
 func (p *projection) appendKey(dst []byte, dc *gateway.DecisionContext) []byte {
+	key, _ := p.appendKeySplit(dst, dc)
+	return key
+}
+
+// appendKeySplit is appendKey, and the length of the key's part that
+// holds the members read outside the facts (facts.go); all of it without
+// facts. The rest is renamed after that part, so it does not change it.
+func (p *projection) appendKeySplit(dst []byte, dc *gateway.DecisionContext) (key []byte, split int) {
 	ms := p.members
 	if p.all {
 		ms = allMembers[:]
@@ -170,14 +211,21 @@ func (p *projection) appendKey(dst []byte, dc *gateway.DecisionContext) []byte {
 	if p.canon != nil {
 		r = &renamer{k: p.canon}
 	}
-	for _, m := range ms {
+	split = -1
+	for i, m := range ms {
+		if i == p.split && p.facts {
+			split = len(dst)
+		}
 		dst = append(dst, byte(m))
 		dst = appendMember(dst, dc, m, r)
 	}
-	if r != nil && r.overflow {
-		return nil
+	if split < 0 {
+		split = len(dst)
 	}
-	return dst
+	if r != nil && r.overflow {
+		return nil, 0
+	}
+	return dst, split
 }
 
 // key is appendKey as a string, for tests.
@@ -288,12 +336,18 @@ func (p *projection) String() string {
 	if p.all {
 		return "all"
 	}
-	names := make([]string, 0, len(p.read))
-	for n := range p.read {
-		names = append(names, n)
+	list := func(read map[string]bool) string {
+		names := make([]string, 0, len(read))
+		for n := range read {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		return strings.Join(names, " ")
 	}
-	slices.Sort(names)
-	return strings.Join(names, " ")
+	if p.facts {
+		return list(p.read) + "; facts: " + list(p.factsRead)
+	}
+	return list(p.read)
 }
 
 // normalised is dc with empty collections where it has none, as the policy

@@ -103,6 +103,7 @@ type Decider struct {
 	// cache key holds exactly those.
 	proj  *projection
 	cache *lru.Cache[cacheKey, cacheEntry] // nil when disabled
+	facts *facts                           // nil: decided without event facts (facts.go)
 	seed  maphash.Seed                     // of the context hashes in cache keys
 	seen  *interner                        // decisions shared by cache entries
 	stats *counters
@@ -166,6 +167,15 @@ func build(ctx context.Context, fsys fs.FS, cfg config, stats *counters, running
 		d.seen = newInterner(cfg.cacheSize)
 	}
 	if cfg.cacheSize > 0 {
+		// Key decisions by the event's facts instead of what only they
+		// read, when the policy has facts that can be used (facts.go).
+		if why := splitProjection(a.compiler, d.proj); why != "" {
+			cfg.log.Warn("decisions are keyed without the policy's event facts", "revision", d.revision, "why", why)
+		} else if d.proj.facts {
+			if d.facts, err = newFacts(ctx, a.compiler, a.src.store(), max(cfg.cacheSize/4, 1)); err != nil {
+				return nil, fmt.Errorf("policy: %w", err)
+			}
+		}
 		// Key countries and codes by what the policy can tell apart, if the
 		// sample decisions show it cannot tell more (canon.go).
 		k := newCanon(a.compiler, a.src.docs)
@@ -215,10 +225,50 @@ func (d *Decider) Decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 		return gateway.Decision{}, errors.New("policy: decide needs a decision context and a recipient")
 	}
 	if d.cache == nil {
-		return d.decide(ctx, dc, r, nil)
+		return d.decide(ctx, dc, r, eventKey{})
 	}
 	var buf [512]byte
-	return d.decide(ctx, dc, r, d.proj.appendKey(buf[:0], dc))
+	k, err := d.eventKey(ctx, dc, buf[:0])
+	if err != nil {
+		return gateway.Decision{}, err
+	}
+	return d.decide(ctx, dc, r, k)
+}
+
+// eventKey is what a decision's cache key holds of the event.
+type eventKey struct {
+	// context is the key of the event's context: the members the policy
+	// reads outside the facts, then the facts' text; nil when the context
+	// is not cached.
+	context []byte
+	facts   factsEntry // with facts
+}
+
+// eventKey computes the key of dc (into buf) and, with facts, its facts.
+func (d *Decider) eventKey(ctx context.Context, dc *gateway.DecisionContext, buf []byte) (eventKey, error) {
+	key, split := d.proj.appendKeySplit(buf, dc)
+	if d.facts == nil || key == nil {
+		return eventKey{context: key}, nil
+	}
+	f, ok, err := d.facts.of(ctx, key, func() gateway.DecisionContext { c, _ := d.canonical(dc); return c })
+	if err != nil {
+		return eventKey{}, fmt.Errorf("policy %s: %w", d.revision, err)
+	}
+	if !ok {
+		// Undefined facts: decided without them, not cached.
+		return eventKey{}, nil
+	}
+	// The facts-only members are no longer needed: the facts replace them.
+	return eventKey{context: appendFacts(key[:split], f), facts: f}, nil
+}
+
+// canonical is dc as its key sees it: its abstracted members renamed, or
+// dc itself without the abstraction.
+func (d *Decider) canonical(dc *gateway.DecisionContext) (gateway.DecisionContext, *renamer) {
+	if d.proj.canon == nil {
+		return normalised(dc), &renamer{}
+	}
+	return d.proj.canon.canonical(dc, d.proj.members)
 }
 
 // Snapshot returns a Decider for one event (gateway.DeciderSnapshot): it
@@ -228,7 +278,8 @@ func (d *Decider) Snapshot() gateway.Decider { return &eventDecider{d: d} }
 
 // decide answers from the cache (ctxKey is the context's key, unused
 // without a cache) or evaluates.
-func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient, ctxKey []byte) (gateway.Decision, error) {
+func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient, ek eventKey) (gateway.Decision, error) {
+	ctxKey := ek.context
 	var key cacheKey
 	// Only the registry's recipients are cached: the abstraction of the
 	// key knows the registry's strings, not those of another recipient
@@ -258,9 +309,12 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 	if registered {
 		view = v.val
 	}
-	if cached && d.proj.canon != nil {
+	switch {
+	case cached && d.facts != nil:
+		dec, shareable, err = d.evaluateWithFacts(ctx, dc, r, view, ek.facts.term)
+	case cached && d.proj.canon != nil:
 		dec, shareable, err = evaluateCanonical(ctx, d.query, d.proj.canon, d.proj.members, dc, r, view)
-	} else {
+	default:
 		dec, err = evaluateView(ctx, d.query, dc, r, view)
 	}
 	if err != nil {
@@ -293,6 +347,19 @@ func evaluateCanonical(ctx context.Context, q rego.PreparedEvalQuery, k *canon, 
 	return dec, false, err
 }
 
+// evaluateWithFacts decides dc as its key sees it, with the event's facts
+// (evaluated on that context too), like evaluateCanonical.
+func (d *Decider) evaluateWithFacts(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient,
+	view ast.Value, f *ast.Term) (gateway.Decision, bool, error) {
+	c, rn := d.canonical(dc)
+	dec, err := evaluateWithFacts(ctx, d.facts.decision, &c, r, view, f)
+	if err == nil && !rn.names(&dec) {
+		return dec, true, nil
+	}
+	dec, err = evaluateView(ctx, d.query, dc, r, view)
+	return dec, false, err
+}
+
 // eventDecider is a Decider's snapshot for one event: the context key is
 // computed for the first recipient and reused for the others.
 type eventDecider struct {
@@ -302,7 +369,8 @@ type eventDecider struct {
 
 type memo struct {
 	dc  *gateway.DecisionContext
-	key []byte
+	key eventKey
+	err error
 }
 
 func (e *eventDecider) Decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient) (gateway.Decision, error) {
@@ -311,8 +379,12 @@ func (e *eventDecider) Decide(ctx context.Context, dc *gateway.DecisionContext, 
 	}
 	m := e.memo.Load()
 	if m == nil || m.dc != dc {
-		m = &memo{dc: dc, key: e.d.proj.appendKey(make([]byte, 0, 256), dc)}
+		m = &memo{dc: dc}
+		m.key, m.err = e.d.eventKey(ctx, dc, make([]byte, 0, 256))
 		e.memo.Store(m)
+	}
+	if m.err != nil {
+		return gateway.Decision{}, m.err
 	}
 	return e.d.decide(ctx, dc, r, m.key)
 }
@@ -482,6 +554,11 @@ func evaluateView(ctx context.Context, q rego.PreparedEvalQuery, dc *gateway.Dec
 	if err != nil {
 		return gateway.Decision{}, err
 	}
+	return evalDecision(ctx, q, in)
+}
+
+// evalDecision evaluates a decision query on in and checks the result.
+func evalDecision(ctx context.Context, q rego.PreparedEvalQuery, in ast.Value) (gateway.Decision, error) {
 	rs, err := q.Eval(ctx, rego.EvalParsedInput(in))
 	if err != nil {
 		return gateway.Decision{}, fmt.Errorf("evaluate %s: %w", Query, err)

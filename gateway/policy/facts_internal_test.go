@@ -1,0 +1,79 @@
+package policy
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dgwproject/dgw/gateway"
+	"github.com/dgwproject/dgw/policies"
+)
+
+// TestFactsKeying: the shipped policy's decisions are keyed by its event
+// facts, so trips that differ only in what the facts summarise share
+// decisions, and those decisions are each trip's own.
+func TestFactsKeying(t *testing.T) {
+	d, err := New(t.Context(), policies.FS)
+	require.NoError(t, err)
+	require.NotNil(t, d.facts, "the shipped policy's facts are used")
+	require.True(t, d.proj.facts)
+	for _, name := range []string{"event.route", "event.point_of_sale", "event.origin_country", "event.destination_country", "subject.residence"} {
+		assert.False(t, d.proj.readsMember(memberOf(t, name)), "only the facts read %s", name)
+		assert.Contains(t, d.proj.members[d.proj.split:], memberOf(t, name), "%s keys the facts", name)
+	}
+	for _, name := range []string{"event.purpose", "subject.consents", "event.agency_code"} {
+		assert.Contains(t, d.proj.members[:d.proj.split], memberOf(t, name), "the rules outside the facts read %s", name)
+	}
+
+	trip := func(pos string, route ...string) *gateway.DecisionContext {
+		return &gateway.DecisionContext{
+			Event: gateway.EventContext{Type: "booking", Purpose: "contract", PointOfSale: pos,
+				OriginCountry: route[0], DestinationCountry: route[len(route)-1], Route: route},
+			Subject: gateway.SubjectContext{Consents: map[string]bool{"cross_border": true}},
+		}
+	}
+	// The EEA through France and Poland, or Italy, sold in Germany or in
+	// Kazakhstan: the same regimes and no registry country but KZ on the way.
+	first, second := trip("KZ", "KZ", "FR", "PL"), trip("DE", "KZ", "IT")
+	third := trip("KZ", "KZ", "TR") // the trip touches Türkiye: another fact
+	for _, r := range d.recipients {
+		want1, err := evaluate(t.Context(), d.query, first, r)
+		require.NoError(t, err)
+		got1, err := d.Decide(t.Context(), first, r)
+		require.NoError(t, err)
+		assert.True(t, sameDecision(want1, got1), r.ID)
+
+		want2, err := evaluate(t.Context(), d.query, second, r)
+		require.NoError(t, err)
+		got2, err := d.Decide(t.Context(), second, r)
+		require.NoError(t, err)
+		assert.True(t, got2.Cached, "%s: the second trip has the first one's facts", r.ID)
+		assert.True(t, sameDecision(want2, got2), r.ID)
+
+		want3, err := evaluate(t.Context(), d.query, third, r)
+		require.NoError(t, err)
+		got3, err := d.Decide(t.Context(), third, r)
+		require.NoError(t, err)
+		assert.False(t, got3.Cached, "%s: a trip through Türkiye has other facts", r.ID)
+		assert.True(t, sameDecision(want3, got3), r.ID)
+	}
+	ist := d.views["ist-lounge"].r
+	dec, err := d.Decide(t.Context(), third, ist)
+	require.NoError(t, err)
+	assert.NotContains(t, dec.Reasons, "recipient class lounge_operator receives data only for trips to, from or through its own country (TR), which this trip does not touch")
+	dec, err = d.Decide(t.Context(), first, ist)
+	require.NoError(t, err)
+	assert.Contains(t, dec.Reasons, "recipient class lounge_operator receives data only for trips to, from or through its own country (TR), which this trip does not touch")
+}
+
+func memberOf(t *testing.T, name string) member {
+	t.Helper()
+	for m, n := range memberNames {
+		if n == name {
+			return member(m)
+		}
+	}
+	t.Fatalf("no context member %s", name)
+	return 0
+}
