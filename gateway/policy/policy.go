@@ -5,8 +5,10 @@
 // catalogue, and prepares data.dgw.decision once. Decide then evaluates the
 // prepared query per (decision context, recipient), with a bounded cache
 // keyed by the parts of the context the policy reads, countries and party
-// codes abstracted to what the policy can tell apart (canon.go). It is the
-// only package that imports OPA.
+// codes abstracted to what the policy can tell apart (canon.go), and what
+// the policy derives from the event alone (data.dgw.facts) evaluated once
+// per event and keyed by its value instead (facts.go). It is the only
+// package that imports OPA.
 //
 // Live serves one revision at a time and replaces it, atomically, only with
 // a revision that passes every check of Check; Watch follows a policy
