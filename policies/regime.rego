@@ -42,38 +42,34 @@ regimes := facts.regimes
 # country matters only to a recipient there (route_classes in classes.rego,
 # the Art 49(1)(d) border authority in transfer.rego), and a recipient whose
 # country is not the registry's is refused anyway (registry.rego).
-served_countries := {country |
-	some entry in data.data.recipients
-	country := entry.country
-	country in route_countries
-}
+served_countries := route_countries & {entry.country | some entry in data.data.recipients}
 
 # Law 94-V: the controller is established in Kazakhstan.
 trip_regimes contains "kz"
 
 # GDPR Art 3(2)(a): ticket sold in the EEA.
-trip_regimes contains "eu_gdpr" if input.event.point_of_sale in eea
+trip_regimes contains "eu_gdpr" if input.event.point_of_sale in countries.eea
 
 # GDPR Art 3(2)(a): the trip touches the EEA.
 trip_regimes contains "eu_gdpr" if {
 	some country in route_countries
-	country in eea
+	country in countries.eea
 }
 
 # GDPR Art 3(2)(a): the passenger lives in the EEA.
-trip_regimes contains "eu_gdpr" if input.subject.residence in eea
+trip_regimes contains "eu_gdpr" if input.subject.residence in countries.eea
 
 # UK GDPR Art 3(2)(a): ticket sold in the UK.
-trip_regimes contains "uk_gdpr" if input.event.point_of_sale in uk
+trip_regimes contains "uk_gdpr" if input.event.point_of_sale in countries.uk
 
 # UK GDPR Art 3(2)(a): the trip touches the UK.
 trip_regimes contains "uk_gdpr" if {
 	some country in route_countries
-	country in uk
+	country in countries.uk
 }
 
 # UK GDPR Art 3(2)(a): the passenger lives in the UK.
-trip_regimes contains "uk_gdpr" if input.subject.residence in uk
+trip_regimes contains "uk_gdpr" if input.subject.residence in countries.uk
 
 # Regimes in the order the transfer mechanism names them.
 regime_order := ["kz", "eu_gdpr", "uk_gdpr"]
