@@ -43,10 +43,13 @@ allow if {
 	count(release) > 0
 }
 
-# A refused decision releases nothing.
-released_fields := release if allow
+# A refused decision releases nothing. (A default rather than an `else`:
+# dgw partially evaluates the policy per recipient to find which input
+# members each recipient's decision reads, and partial evaluation does not
+# look through `else`; see policies/README.md, "Event facts".)
+default released_fields := {}
 
-else := {}
+released_fields := release if allow
 
 # Reasons explain a refusal, and note what an allowed decision withheld.
 # They name purposes, classes, countries and field paths, never values.

@@ -195,14 +195,15 @@ func jsonName(f reflect.StructField) (string, bool) {
 // context the abstraction cannot rename faithfully (too many distinct
 // codes), which is then not cached.
 func (p *projection) appendKey(dst []byte, dc *gateway.DecisionContext) []byte {
-	key, _ := p.appendKeySplit(dst, dc)
+	key, _ := p.appendKeySplit(dst, dc, nil)
 	return key
 }
 
 // appendKeySplit is appendKey, and the length of the key's part that
 // holds the members read outside the facts (facts.go); all of it without
 // facts. The rest is renamed after that part, so it does not change it.
-func (p *projection) appendKeySplit(dst []byte, dc *gateway.DecisionContext) (key []byte, split int) {
+// offs, when not nil, receives where each member's part starts.
+func (p *projection) appendKeySplit(dst []byte, dc *gateway.DecisionContext, offs *memberOffsets) (key []byte, split int) {
 	ms := p.members
 	if p.all {
 		ms = allMembers[:]
@@ -216,11 +217,17 @@ func (p *projection) appendKeySplit(dst []byte, dc *gateway.DecisionContext) (ke
 		if i == p.split && p.facts {
 			split = len(dst)
 		}
+		if offs != nil {
+			offs[i] = int32(len(dst))
+		}
 		dst = append(dst, byte(m))
 		dst = appendMember(dst, dc, m, r)
 	}
 	if split < 0 {
 		split = len(dst)
+	}
+	if offs != nil {
+		offs[len(ms)] = int32(len(dst))
 	}
 	if r != nil && r.overflow {
 		return nil, 0
@@ -233,6 +240,10 @@ func (p *projection) key(dc *gateway.DecisionContext) string {
 	var buf [512]byte
 	return string(p.appendKey(buf[:0], dc))
 }
+
+// memberOffsets are where the members' parts of a key start, in key
+// order, and where the last one ends.
+type memberOffsets [len(memberNames) + 1]int32
 
 // appendMember appends member m of dc, abstracted members renamed by r
 // when r is not nil (the order of the calls numbers them, as in

@@ -106,8 +106,11 @@ type Decider struct {
 	proj  *projection
 	cache *lru.Cache[cacheKey, cacheEntry] // nil when disabled
 	facts *facts                           // nil: decided without event facts (facts.go)
-	seed  maphash.Seed                     // of the context hashes in cache keys
-	seen  *interner                        // decisions shared by cache entries
+	// reads are the members each registry recipient's decision reads
+	// (readset.go), by registry index.
+	reads []memberSet
+	seed  maphash.Seed // of the context hashes in cache keys
+	seen  *interner    // decisions shared by cache entries
 	stats *counters
 	cfg   config // for the revisions that replace this one (Live)
 }
@@ -171,13 +174,16 @@ func build(ctx context.Context, fsys fs.FS, cfg config, stats *counters, running
 	if cfg.cacheSize > 0 {
 		// Key decisions by the event's facts instead of what only they
 		// read, when the policy has facts that can be used (facts.go).
+		st := a.src.store()
 		if why := splitProjection(a.compiler, d.proj); why != "" {
 			cfg.log.Warn("decisions are keyed without the policy's event facts", "revision", d.revision, "why", why)
 		} else if d.proj.facts {
-			if d.facts, err = newFacts(ctx, a.compiler, a.src.store(), max(cfg.cacheSize/4, 1)); err != nil {
+			if d.facts, err = newFacts(ctx, a.compiler, st, max(cfg.cacheSize/4, 1)); err != nil {
 				return nil, fmt.Errorf("policy: %w", err)
 			}
 		}
+		// Key each recipient's decisions by what its decision reads.
+		d.reads = readSets(ctx, a.compiler, st, d.recipients, d.views, d.proj)
 		// Key countries and codes by what the policy can tell apart, if the
 		// sample decisions show it cannot tell more (canon.go).
 		k := newCanon(a.compiler, a.src.docs)
@@ -227,14 +233,14 @@ func (d *Decider) Decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 		return gateway.Decision{}, errors.New("policy: decide needs a decision context and a recipient")
 	}
 	if d.cache == nil {
-		return d.decide(ctx, dc, r, eventKey{})
+		return d.decide(ctx, dc, r, &eventKey{})
 	}
 	var buf [512]byte
 	k, err := d.eventKey(ctx, dc, buf[:0])
 	if err != nil {
 		return gateway.Decision{}, err
 	}
-	return d.decide(ctx, dc, r, k)
+	return d.decide(ctx, dc, r, &k)
 }
 
 // eventKey is what a decision's cache key holds of the event.
@@ -243,14 +249,32 @@ type eventKey struct {
 	// reads outside the facts, then the facts' text; nil when the context
 	// is not cached.
 	context []byte
-	facts   factsEntry // with facts
+	offs    memberOffsets // where each member's part of context starts
+	facts   factsEntry    // with facts
+}
+
+// forRecipient is the context's key for a recipient whose decision reads
+// the members of set: their parts of k.context and the facts.
+func (k *eventKey) forRecipient(p *projection, set memberSet, buf []byte) []byte {
+	ms := p.members[:p.split]
+	if set == setOf(ms) || k.context == nil {
+		return k.context
+	}
+	for i, m := range ms {
+		if set.has(m) {
+			buf = append(buf, k.context[k.offs[i]:k.offs[i+1]]...)
+		}
+	}
+	return append(buf, k.context[k.offs[len(ms)]:]...)
 }
 
 // eventKey computes the key of dc (into buf) and, with facts, its facts.
 func (d *Decider) eventKey(ctx context.Context, dc *gateway.DecisionContext, buf []byte) (eventKey, error) {
-	key, split := d.proj.appendKeySplit(buf, dc)
+	var ek eventKey
+	key, split := d.proj.appendKeySplit(buf, dc, &ek.offs)
 	if d.facts == nil || key == nil {
-		return eventKey{context: key}, nil
+		ek.context = key
+		return ek, nil
 	}
 	f, ok, err := d.facts.of(ctx, key, func() gateway.DecisionContext { c, _ := d.canonical(dc); return c })
 	if err != nil {
@@ -261,7 +285,8 @@ func (d *Decider) eventKey(ctx context.Context, dc *gateway.DecisionContext, buf
 		return eventKey{}, nil
 	}
 	// The facts-only members are no longer needed: the facts replace them.
-	return eventKey{context: appendFacts(key[:split], f), facts: f}, nil
+	ek.context, ek.facts = appendFacts(key[:split], f), f
+	return ek, nil
 }
 
 // canonical is dc as its key sees it: its abstracted members renamed, or
@@ -280,8 +305,8 @@ func (d *Decider) Snapshot() gateway.Decider { return &eventDecider{d: d} }
 
 // decide answers from the cache (ctxKey is the context's key, unused
 // without a cache) or evaluates.
-func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient, ek eventKey) (gateway.Decision, error) {
-	ctxKey := ek.context
+func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient, ek *eventKey) (gateway.Decision, error) {
+	var buf [256]byte
 	var key cacheKey
 	// Only the registry's recipients are cached: the abstraction of the
 	// key knows the registry's strings, not those of another recipient
@@ -289,7 +314,11 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 	// never be answered from the registered one's entry either).
 	v, registered := d.views[r.ID]
 	registered = registered && samePolicyView(v.r, r)
-	cached := d.cache != nil && registered && ctxKey != nil
+	var ctxKey []byte
+	if registered && d.cache != nil {
+		ctxKey = ek.forRecipient(d.proj, d.reads[v.index], buf[:0])
+	}
+	cached := ctxKey != nil
 	if cached {
 		key = cacheKey{recipient: v.index, context: maphash.Bytes(d.seed, ctxKey)}
 		// The hash finds the entry; the entry's own key bytes make the
@@ -388,7 +417,7 @@ func (e *eventDecider) Decide(ctx context.Context, dc *gateway.DecisionContext, 
 	if m.err != nil {
 		return gateway.Decision{}, m.err
 	}
-	return e.d.decide(ctx, dc, r, m.key)
+	return e.d.decide(ctx, dc, r, &m.key)
 }
 
 // cacheKey finds a decision: the registry recipient (the cache holds
