@@ -160,6 +160,28 @@ func BenchmarkStage(b *testing.B) {
 		b.ReportMetric(100*float64(h1-h0)/float64(h1-h0+m1-m0), "%hits")
 	})
 	b.Run("decide-miss", func(b *testing.B) {
+		// The production miss: a one-entry cache that the next recipient's
+		// lookup never finds, the event's facts evaluated once for its
+		// recipients (a facts cache miss too, as for a new event).
+		d, err := policy.New(ctx, policies.FS, policy.WithCatalogue(p.set.Catalogue()), policy.WithCacheSize(1))
+		require.NoError(b, err)
+		b.ReportAllocs()
+		i := 0
+		cpu := cpuClock(b)
+		for b.Loop() {
+			ev, r := f.events[(i/len(rs))%len(f.events)], rs[i%len(rs)]
+			if _, err := d.Decide(ctx, &ev.Context, r); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		cpu()
+		if hits, _ := d.Stats(); hits != 0 {
+			b.Fatalf("decide-miss: %d lookups hit", hits)
+		}
+	})
+	b.Run("decide-uncached", func(b *testing.B) {
+		// Without a cache: the whole policy, facts included, per pair.
 		d, err := policy.New(ctx, policies.FS, policy.WithCatalogue(p.set.Catalogue()), policy.WithCacheSize(0))
 		require.NoError(b, err)
 		b.ReportAllocs()
