@@ -96,11 +96,10 @@ func TestCacheIsExact(t *testing.T) {
 		c.cache, err = lru.New[cacheKey, cacheEntry](1000)
 		require.NoError(t, err)
 		c.stats = &counters{}
-		if c.facts != nil {
-			f := *c.facts
-			f.cache, err = lru.New[uint64, factsEntry](1000)
+		if f := c.facts; f != nil {
+			cache, err := lru.New[uint64, factsEntry](1000)
 			require.NoError(t, err)
-			c.facts = &f
+			c.facts = &facts{query: f.query, decision: f.decision, cache: cache, seed: f.seed, values: map[string]factsEntry{}}
 		}
 		return &c
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/maphash"
+	"sync"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -50,7 +51,16 @@ type facts struct {
 	decision rego.PreparedEvalQuery // queryWithFacts
 	cache    *lru.Cache[uint64, factsEntry]
 	seed     maphash.Seed
+
+	// values shares one Rego value and text among the entries with equal
+	// facts: there are few distinct facts (the shipped policy: dozens) for
+	// many event keys.
+	mu     sync.Mutex
+	values map[string]factsEntry // by text; key unset
 }
+
+// maxFactsValues bounds values; past it, it starts again.
+const maxFactsValues = 4096
 
 // factsEntry is an event key's facts: the value, and its text, which the
 // decision keys hold.
@@ -172,7 +182,7 @@ func newFacts(ctx context.Context, c *ast.Compiler, st storage.Store, size int) 
 	if err != nil {
 		return nil, fmt.Errorf("facts cache: %w", err)
 	}
-	return &facts{query: q, decision: dq, cache: cache, seed: maphash.MakeSeed()}, nil
+	return &facts{query: q, decision: dq, cache: cache, seed: maphash.MakeSeed(), values: map[string]factsEntry{}}, nil
 }
 
 // of returns the facts of the event whose key (every member the policy
@@ -201,6 +211,16 @@ func (f *facts) of(ctx context.Context, key []byte, canonical func() gateway.Dec
 	}
 	// A Rego value's text is canonical: object keys and set members sorted.
 	e = factsEntry{key: string(key), term: t, text: t.String()}
+	f.mu.Lock()
+	if seen, ok := f.values[e.text]; ok {
+		e.term, e.text = seen.term, seen.text
+	} else {
+		if len(f.values) >= maxFactsValues {
+			clear(f.values)
+		}
+		f.values[e.text] = factsEntry{term: e.term, text: e.text}
+	}
+	f.mu.Unlock()
 	f.cache.Add(h, e)
 	return e, true, nil
 }

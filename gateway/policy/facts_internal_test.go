@@ -58,6 +58,13 @@ func TestFactsKeying(t *testing.T) {
 		assert.False(t, got3.Cached, "%s: a trip through Türkiye has other facts", r.ID)
 		assert.True(t, sameDecision(want3, got3), r.ID)
 	}
+	k1, err := d.eventKey(t.Context(), first, nil)
+	require.NoError(t, err)
+	k2, err := d.eventKey(t.Context(), second, nil)
+	require.NoError(t, err)
+	assert.NotEqual(t, k1.facts.key, k2.facts.key, "two event keys")
+	assert.Same(t, k1.facts.term, k2.facts.term, "equal facts share one value")
+
 	ist := d.views["ist-lounge"].r
 	dec, err := d.Decide(t.Context(), third, ist)
 	require.NoError(t, err)
