@@ -373,6 +373,9 @@ func TestBenchCommand(t *testing.T) {
 	}
 	require.Equal(t, r.Gateway.Delivered, r.Warm.Delivered, "the warm drain decides as the first")
 	require.Equal(t, 1.0, r.Warm.CacheHitRatio, "the second drain is answered from the cache")
+	require.Equal(t, 1.0, r.Warm.CacheHitRatioTail, "and so is its last fifth")
+	require.Positive(t, r.Gateway.CacheHitRatioTail, "the first drain's last fifth is measured")
+	require.LessOrEqual(t, r.Gateway.CacheHitRatioTail, 1.0)
 	require.NotNil(t, r.Ratio)
 	require.InDelta(t, r.Gateway.SourcePerSec/r.Mirror.SourcePerSec, r.Ratio.SourceRecords, 1e-9)
 	require.NotNil(t, r.Latency)
