@@ -181,7 +181,7 @@ func TestPartsKeyedByAllTheyEncode(t *testing.T) {
 				Results: []gateway.RecipientResult{changed}}, "changed")
 			// The decisions differ only if the first part was not reused.
 			assert.NotEqual(t, decisionBytes(t, memo, first), decisionBytes(t, memo, second))
-			assert.Len(t, memo.parts.m, 2, "one part each")
+			assert.Equal(t, 2, memo.parts.n, "one part each")
 		})
 	}
 }
@@ -211,8 +211,10 @@ func TestPartsReusedAndBounded(t *testing.T) {
 	for range 3 {
 		requireTwins(t, memo, generic, in, "same result")
 	}
-	require.Len(t, memo.parts.m, 1, "a shared decision is encoded once")
-	part := memo.parts.m[keyOf(&in.Results[0], "checkin")].enc
+	require.Equal(t, 1, memo.parts.n, "a shared decision is encoded once")
+	k := keyOf(&in.Results[0], "checkin")
+	part := memo.parts.lookup(&k)
+	require.NotNil(t, part)
 
 	memo.parts.max = 4
 	for i := range 10 {
@@ -220,7 +222,7 @@ func TestPartsReusedAndBounded(t *testing.T) {
 		fresh.Fields = map[string]gateway.Operator{} // an uncached decision: new identity
 		requireTwins(t, memo, generic, &gateway.AuditInput{Event: partsEvent("ev", "checkin"),
 			Results: []gateway.RecipientResult{{Recipient: r, Outcome: gateway.OutcomeRefused, Decision: fresh}}}, fmt.Sprintf("fresh %d", i))
-		assert.LessOrEqual(t, len(memo.parts.m), 4)
+		assert.LessOrEqual(t, memo.parts.n, 4)
 	}
 	memo.parts.maxBytes = 2 * len(part)
 	for i := range 5 {
