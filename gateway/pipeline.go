@@ -623,10 +623,11 @@ func (p *Pipeline) decide(ctx context.Context, decider Decider, ev *Event, r *Re
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Bool("dgw.decision.allow", d.Allow), attribute.Bool("dgw.decision.cached", d.Cached))
 	}
-	if err := d.CheckScope(r, ev.Schema.EventType); err != nil {
+	releases, err := d.checkScope(r, ev.Schema.EventType)
+	if err != nil {
 		return d, &ParkError{Reason: ReasonScope, Recipient: r.ID, Err: err}
 	}
-	if d.Allow && !d.Releases() {
+	if d.Allow && !releases {
 		// Allowed with nothing to release: an empty record tells the
 		// recipient only that the passenger exists. Refuse instead.
 		// Reasons may be a cached decision's slice, shared with other
