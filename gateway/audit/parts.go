@@ -91,9 +91,10 @@ func keyOf(r *gateway.RecipientResult, eventType string) partKey {
 
 // lookup returns the memoised part of k, or nil. p.mu is held.
 func (p *parts) lookup(k *partKey) []byte {
-	for i := range p.m[k.id] {
-		if c := &p.m[k.id][i]; c.key == *k {
-			return c.enc
+	cs := p.m[k.id]
+	for i := range cs {
+		if cs[i].key == *k {
+			return cs[i].enc
 		}
 	}
 	return nil
