@@ -78,22 +78,40 @@ func (d *Decision) Releases() bool {
 // operator the contract allows. It returns an error wrapping
 // ErrScopeViolation naming the first offending path (never a value).
 func (d *Decision) CheckScope(r *Recipient, eventType string) error {
+	_, err := d.checkScope(r, eventType)
+	return err
+}
+
+// checkScope is CheckScope, and also reports for an allowed decision
+// whether it releases any field (Releases), found in the same walk over
+// Fields: the pipeline needs both for every allowed pair.
+func (d *Decision) checkScope(r *Recipient, eventType string) (releases bool, err error) {
 	if !d.Allow {
-		return nil
+		return false, nil
 	}
 	// The common case, everything in scope, needs no sorting; the sorted
 	// walk below finds the first offending path when there is one.
 	scope := r.Scope[eventType]
 	ok := true
 	for p, op := range d.Fields {
-		if op != OpDrop && (!op.Valid() || !slices.Contains(scope[p], op)) {
+		if op == OpDrop {
+			continue
+		}
+		releases = true
+		if !op.Valid() || !slices.Contains(scope[p], op) {
 			ok = false
 			break
 		}
 	}
 	if ok {
-		return nil
+		return releases, nil
 	}
+	return true, d.scopeViolation(r, eventType)
+}
+
+// scopeViolation names the first released path, in sorted order, that is
+// outside r's scope for eventType.
+func (d *Decision) scopeViolation(r *Recipient, eventType string) error {
 	for _, p := range d.Released() {
 		op := d.Fields[p]
 		if !op.Valid() {

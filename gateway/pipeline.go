@@ -462,13 +462,6 @@ func (p *Pipeline) handle(ctx context.Context, worker int, j job) {
 			return
 		}
 	}
-	var before []Outcome
-	if p.cfg.auditor != nil {
-		before = make([]Outcome, len(res.Recipients))
-		for i := range res.Recipients {
-			before[i] = res.Recipients[i].Outcome
-		}
-	}
 	pctx, pspan := p.producerSpan(ctx, "dgw.produce", len(out))
 	ok := p.deliver(pctx, &j.msg, ev, res, out, owner)
 	pspan.End()
@@ -476,7 +469,7 @@ func (p *Pipeline) handle(ctx context.Context, worker int, j job) {
 		span.SetStatus(codes.Error, "not delivered before shutdown")
 		return
 	}
-	if !p.correctAudit(ctx, worker, span, ev, res, before) {
+	if !p.correctAudit(ctx, worker, span, ev, res, owner) {
 		return
 	}
 	p.finish(ctx, j, res)
@@ -486,13 +479,18 @@ func (p *Pipeline) handle(ctx context.Context, worker int, j job) {
 // first audited as delivered whose delivery was held instead. It returns
 // false when the correction could not be written: the record is then not
 // acked and is handled again after a restart.
-func (p *Pipeline) correctAudit(ctx context.Context, worker int, span trace.Span, ev *Event, res *EventResult, before []Outcome) bool {
+//
+// The recipients audited as delivered are those owner names (owner[k] >=
+// 0, in recipient order): discloseTo adds every delivered one, a failed
+// audit un-names them as it holds them, and deliver does not change
+// owner. Reading it spares a copy of every outcome per event.
+func (p *Pipeline) correctAudit(ctx context.Context, worker int, span trace.Span, ev *Event, res *EventResult, owner []int) bool {
 	if p.cfg.auditor == nil {
 		return true
 	}
 	var changed []RecipientResult
-	for i := range res.Recipients {
-		if before[i] == OutcomeDelivered && res.Recipients[i].Outcome != OutcomeDelivered {
+	for _, i := range owner {
+		if i >= 0 && res.Recipients[i].Outcome != OutcomeDelivered {
 			changed = append(changed, res.Recipients[i])
 		}
 	}
@@ -623,10 +621,11 @@ func (p *Pipeline) decide(ctx context.Context, decider Decider, ev *Event, r *Re
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Bool("dgw.decision.allow", d.Allow), attribute.Bool("dgw.decision.cached", d.Cached))
 	}
-	if err := d.CheckScope(r, ev.Schema.EventType); err != nil {
+	releases, err := d.checkScope(r, ev.Schema.EventType)
+	if err != nil {
 		return d, &ParkError{Reason: ReasonScope, Recipient: r.ID, Err: err}
 	}
-	if d.Allow && !d.Releases() {
+	if d.Allow && !releases {
 		// Allowed with nothing to release: an empty record tells the
 		// recipient only that the passenger exists. Refuse instead.
 		// Reasons may be a cached decision's slice, shared with other

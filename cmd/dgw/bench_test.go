@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -291,15 +292,23 @@ func (s *countSink) Close(context.Context) error { return nil }
 // in records/event); "stream" starts with an
 // empty cache of the production size and takes the first b.N events of the
 // generated stream (up to 5,000; -benchtime=5000x for all of them), so its
-// hit ratio is that of a fresh gateway on that stream.
+// hit ratio is that of a fresh gateway on that stream. "warm-audit-k10" is
+// warm-audit with the registry's first 10 recipients, the K of the CPU
+// target (40 µs per event); the others consider all 16.
 func BenchmarkPipeline(b *testing.B) {
 	for _, bc := range []struct {
-		name   string
-		events int
-	}{{"warm", 200}, {"warm-audit", 200}, {"stream", 5000}} {
+		name       string
+		events     int
+		recipients int // 0: all
+	}{{"warm", 200, 0}, {"warm-audit", 200, 0}, {"warm-audit-k10", 200, 10}, {"stream", 5000, 0}} {
 		b.Run(bc.name, func(b *testing.B) {
 			f := fixture(b, bc.events)
 			p := f.parts
+			if bc.recipients > 0 {
+				fewer := *p
+				fewer.recipients = p.recipients[:bc.recipients]
+				p = &fewer
+			}
 			if bc.name == "stream" {
 				d, err := policy.NewLive(context.Background(), policies.FS, policy.WithCatalogue(p.set.Catalogue()))
 				require.NoError(b, err)
@@ -308,7 +317,7 @@ func BenchmarkPipeline(b *testing.B) {
 				p = &fresh
 			}
 			var opts []gateway.Option
-			if bc.name == "warm-audit" {
+			if strings.HasPrefix(bc.name, "warm-audit") {
 				// dgw run's audit trail: one sealed entry per event,
 				// written before the deliveries.
 				c, err := auditCodec()

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -37,6 +38,9 @@ type Auditor struct {
 	topic    string
 	instance string
 	now      func() time.Time
+	// parts is the memo of encoded decisions, shared by the chains; nil
+	// when the codec does not encode by hand.
+	parts *parts
 
 	mu     sync.Mutex
 	chains map[int]*chain
@@ -65,13 +69,17 @@ type scratch struct {
 	disclosed []DisclosedField
 	withheld  []string
 	released  []string
-	strs      []string // backing for the entry's optional strings
+	strs      []string // backing for the decisions' optional strings
+	traceID   string   // the entry's
 	// paths caches the sorted scope paths of a recipient for an event
 	// type. Recipients are immutable once registered (redact compiles its
 	// programs per recipient the same way); a registry reload brings new
 	// ones, so the cache is dropped when it grows past maxPaths.
 	paths map[pathsKey][]string
 	macs  *keyMACs
+	// enc holds an entry's parts (parts.go) and seal what sealParts reuses.
+	enc  [][]byte
+	seal sealScratch
 }
 
 type pathsKey struct {
@@ -103,7 +111,7 @@ func (s *scratch) str(v string) *string {
 
 // reset prepares the buffers for an entry of n decisions.
 func (s *scratch) reset(n int) {
-	if need := 1 + 3*n; cap(s.strs) < need {
+	if need := 3 * n; cap(s.strs) < need {
 		s.strs = make([]string, 0, need)
 	}
 	clear(s.strs)
@@ -167,8 +175,12 @@ func New(codec *Codec, key Key, topic string, opts ...Option) (*Auditor, error) 
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	return &Auditor{codec: codec, key: key, topic: topic, instance: cfg.prefix + "-" + cfg.instance,
-		now: cfg.now, chains: map[int]*chain{}}, nil
+	a := &Auditor{codec: codec, key: key, topic: topic, instance: cfg.prefix + "-" + cfg.instance,
+		now: cfg.now, chains: map[int]*chain{}}
+	if codec.hand {
+		a.parts = newParts()
+	}
+	return a, nil
 }
 
 // Instance returns the prefix shared by this auditor's chain ids.
@@ -179,7 +191,7 @@ func (a *Auditor) chain(worker int) *chain {
 	defer a.mu.Unlock()
 	c := a.chains[worker]
 	if c == nil {
-		c = &chain{id: a.instance + "-w" + strconv.Itoa(worker), scratch: scratch{macs: a.key.macs()}}
+		c = &chain{id: a.instance + "-w" + strconv.Itoa(worker), scratch: scratch{macs: a.key.macs(), seal: sealScratch{sum: sha256.New()}}}
 		a.chains[worker] = c
 	}
 	return c
@@ -210,7 +222,9 @@ func (a *Auditor) Records(in *gateway.AuditInput) ([]gateway.Disclosure, error) 
 	sc := &c.scratch
 	sc.reset(len(in.Results))
 	if in.TraceID != "" {
-		e.TraceID = sc.str(in.TraceID)
+		// Not in strs: building a part resets those (parts.encode).
+		sc.traceID = in.TraceID
+		e.TraceID = &sc.traceID
 	}
 	if in.Correction {
 		if c.lastEvent != ev {
@@ -221,15 +235,28 @@ func (a *Auditor) Records(in *gateway.AuditInput) ([]gateway.Disclosure, error) 
 		e.CorrectsSeq = &s
 	}
 	for i := range in.Results {
-		r := &in.Results[i]
-		if r.Recipient == nil {
+		if in.Results[i].Recipient == nil {
 			return nil, fmt.Errorf("audit: event %s: result %d names no recipient", ev.ID, i)
 		}
-		sc.decisions = append(sc.decisions, sc.decisionOf(r, ev.Schema.EventType))
 	}
-	e.Decisions = sc.decisions
-	raw, buf, err := a.codec.seal(e, sc.macs, sc.buf)
-	sc.buf = buf
+	var raw []byte
+	var err error
+	if a.parts != nil {
+		var n int
+		sc.enc, n, err = a.parts.encode(sc.enc[:0], sc, in.Results, ev.Schema.EventType)
+		if err == nil {
+			raw, err = a.codec.sealParts(e, sc.enc, n, sc.macs, &sc.seal)
+		}
+		clear(sc.enc) // the memo's bytes, not held past the call
+	} else {
+		for i := range in.Results {
+			sc.decisions = append(sc.decisions, sc.decisionOf(&in.Results[i], ev.Schema.EventType))
+		}
+		e.Decisions = sc.decisions
+		var buf []byte
+		raw, buf, err = a.codec.seal(e, sc.macs, sc.buf)
+		sc.buf = buf
+	}
 	if err != nil {
 		return nil, fmt.Errorf("audit: event %s: %w", ev.ID, err)
 	}

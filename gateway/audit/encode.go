@@ -28,6 +28,25 @@ var (
 // It exists because the generic Marshal walks the schema through
 // reflection for every entry and was half the auditor's cost (issue #7).
 func appendEntry(b []byte, e *Entry) ([]byte, error) {
+	b, err := appendHead(b, e)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(e.Decisions); n > 0 {
+		b = appendLong(b, int64(n))
+		for i := range e.Decisions {
+			var err error
+			if b, err = appendDecision(b, &e.Decisions[i]); err != nil {
+				return nil, fmt.Errorf("decisions[%d]: %w", i, err)
+			}
+		}
+	}
+	b = appendLong(b, 0)
+	return appendTail(b, e), nil
+}
+
+// appendHead appends the fields of e before its decisions.
+func appendHead(b []byte, e *Entry) ([]byte, error) {
 	kind, ok := kindIndex[e.Kind]
 	if !ok {
 		return nil, fmt.Errorf("kind: unknown enum symbol %q", e.Kind)
@@ -51,19 +70,13 @@ func appendEntry(b []byte, e *Entry) ([]byte, error) {
 	b = appendLong(b, int64(e.SourcePartition))
 	b = appendLong(b, e.SourceOffset)
 	b = appendString(b, e.Subject)
-	b = appendOptString(b, e.TraceID)
-	if n := len(e.Decisions); n > 0 {
-		b = appendLong(b, int64(n))
-		for i := range e.Decisions {
-			var err error
-			if b, err = appendDecision(b, &e.Decisions[i]); err != nil {
-				return nil, fmt.Errorf("decisions[%d]: %w", i, err)
-			}
-		}
-	}
-	b = appendLong(b, 0)
+	return appendOptString(b, e.TraceID), nil
+}
+
+// appendTail appends the fields of e after its decisions: hash and mac.
+func appendTail(b []byte, e *Entry) []byte {
 	b = append(b, e.Hash[:]...)
-	return append(b, e.MAC[:]...), nil
+	return append(b, e.MAC[:]...)
 }
 
 func appendDecision(b []byte, d *Decision) ([]byte, error) {

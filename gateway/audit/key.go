@@ -165,8 +165,11 @@ func (m *keyMACs) sign(hash [32]byte) [32]byte {
 	if m == nil {
 		return out
 	}
+	// Written from the reused buffer: hash[:] handed to the interface
+	// method would move the array to the heap, an allocation per entry.
+	m.in = append(m.in[:0], hash[:]...)
 	m.mac.Reset()
-	m.mac.Write(hash[:])
+	m.mac.Write(m.in)
 	m.sum = m.mac.Sum(m.sum[:0])
 	copy(out[:], m.sum)
 	return out

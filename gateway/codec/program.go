@@ -27,7 +27,9 @@ import (
 // one allocation each. Tests hold the two readers to the same values,
 // contexts and errors.
 type program struct {
-	root *pnode
+	root  *pnode
+	types boxTypes
+	hints boxHints
 }
 
 type pkind uint8
@@ -61,6 +63,7 @@ type pnode struct {
 	size     int    // fixed size
 	dec      *decimalPlan
 	symbols  []string // enum symbols
+	boxed    []any    // the symbols boxed once, not once per value
 	enumName string   // enum full name, for errors
 	items    *pnode   // array items, map values
 	fields   []pfield // record fields in schema order
@@ -94,7 +97,7 @@ func compile(s *schema.Schema) (*program, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &program{root: root}, nil
+	return &program{root: root, types: newBoxTypes()}, nil
 }
 
 type compiler struct {
@@ -144,6 +147,10 @@ func (c *compiler) node(s avro.Schema, path string, depth int) (*pnode, error) {
 	case avro.Enum:
 		es := s.(*avro.EnumSchema)
 		n.kind, n.symbols, n.enumName = pEnum, es.Symbols(), es.FullName()
+		n.boxed = make([]any, len(n.symbols))
+		for i, s := range n.symbols {
+			n.boxed[i] = s
+		}
 	case avro.Array:
 		n.kind = pArray
 		items, err := c.node(s.(*avro.ArraySchema).Items(), path, depth+1)
@@ -201,15 +208,18 @@ type preader struct {
 	reader
 	str string // the body as one string: string values are slices of it
 	x   *extractor
+	box boxes
 }
 
 // decode decodes body, feeding annotated leaves to x when x is not nil.
 func (p *program) decode(body []byte, x *extractor) (map[string]any, error) {
 	r := preader{reader: reader{b: body}, str: string(body), x: x}
+	r.box.init(&p.types, &p.hints)
 	v, err := r.record(p.root)
 	if err != nil {
 		return nil, err
 	}
+	r.box.done()
 	if r.i != len(body) {
 		return nil, &trailingError{len(body) - r.i}
 	}
@@ -259,11 +269,15 @@ func (r *preader) value(n *pnode) (any, error) {
 			if t.Before(minTime) || !t.Before(maxTime) {
 				return nil, invalid(n.path, "date out of range 1900-01-01..2200-12-31")
 			}
-			return t, nil
+			return r.box.time(t), nil
 		}
-		return int(v), nil
+		return r.box.int(int(v)), nil
 	case pLong:
-		return r.long(n.path)
+		v, err := r.long(n.path)
+		if err != nil {
+			return nil, err
+		}
+		return r.box.int64(v), nil
 	case pTimestampMillis:
 		v, err := r.long(n.path)
 		if err != nil {
@@ -272,7 +286,7 @@ func (r *preader) value(n *pnode) (any, error) {
 		if v < minTime.UnixMilli() || v >= maxTime.UnixMilli() {
 			return nil, invalid(n.path, "timestamp out of range 1900..2200")
 		}
-		return time.UnixMilli(v).UTC(), nil
+		return r.box.time(time.UnixMilli(v).UTC()), nil
 	case pTimestampMicros:
 		v, err := r.long(n.path)
 		if err != nil {
@@ -281,7 +295,7 @@ func (r *preader) value(n *pnode) (any, error) {
 		if v < minTime.UnixMicro() || v >= maxTime.UnixMicro() {
 			return nil, invalid(n.path, "timestamp out of range 1900..2200")
 		}
-		return time.UnixMicro(v).UTC(), nil
+		return r.box.time(time.UnixMicro(v).UTC()), nil
 	case pFloat:
 		b, err := r.take(n.path, 4)
 		if err != nil {
@@ -307,7 +321,7 @@ func (r *preader) value(n *pnode) (any, error) {
 		if !utf8.Valid(b) {
 			return nil, invalid(n.path, "string is not valid UTF-8")
 		}
-		return r.str[start:r.i], nil
+		return r.box.string(r.str[start:r.i]), nil
 	case pBytes:
 		b, err := r.bytes(n.path)
 		if err != nil {
@@ -337,7 +351,7 @@ func (r *preader) value(n *pnode) (any, error) {
 		if i < 0 || i >= int64(len(n.symbols)) {
 			return nil, verr(n.path, "enum index %d outside the %d symbols of %s", i, len(n.symbols), n.enumName)
 		}
-		return n.symbols[i], nil
+		return n.boxed[i], nil
 	case pArray:
 		return r.array(n)
 	case pMap:
