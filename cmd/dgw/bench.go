@@ -53,7 +53,6 @@ type benchOptions struct {
 	logLevel   string
 	timeout    time.Duration
 	audit      bool
-	linger     time.Duration
 	rate       float64
 
 	// acct is the audit trail and subject state of the gateway runs, set
@@ -117,7 +116,6 @@ memory figures are the gateway's own; --broker measures against any Kafka
 	f.IntVar(&o.cacheSize, "decision-cache", policy.DefaultCacheSize, "decision cache entries (as dgw run; larger keeps more of a diverse stream)")
 	f.BoolVar(&o.audit, "audit", true, "write the audit trail before every delivery and read the subject topic, as dgw run always does (false: measure the gateway without them)")
 	f.Float64Var(&o.rate, "latency-rate", 0, "events/s offered in the latency phase (0: half the maximum the cold drain reached)")
-	f.DurationVar(&o.linger, "batch-timeout", 0, "how long the gateway's sink lets a partial batch wait for more records (0: the default of dgw run)")
 	f.BoolVar(&o.pad, "pad", true, "grow the synthetic events to 1-3 KB (false: their natural 0.2-0.6 KB)")
 	f.BoolVar(&o.json, "json", false, "print the results as JSON")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway's drain (the warm one with --warm) to this file")
@@ -421,7 +419,7 @@ func (a *app) serveBenchBroker(o benchOptions) error {
 }
 
 func publishBacklog(ctx context.Context, brokers []string, wl *workload, topic func(string) string, n int) (int64, error) {
-	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench-publisher", BatchSize: 1000, BatchTimeout: 5 * time.Millisecond})
+	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench-publisher", BatchSize: 1000})
 	if err != nil {
 		return 0, err
 	}
@@ -860,7 +858,7 @@ func (a *app) drain(ctx context.Context, o benchOptions, brokers, sources []stri
 		defer pprof.StopCPUProfile()
 	}
 	// dgw run's sink, wrapped to time the latency phase's writes.
-	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench", BatchTimeout: o.linger})
+	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench"})
 	if err != nil {
 		return benchPhase{}, nil, nil, err
 	}
@@ -923,7 +921,7 @@ func (a *app) drain(ctx context.Context, o benchOptions, brokers, sources []stri
 // every event, and reads the recipient records back.
 func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *workload, sourceOf func(string) string,
 	obs *benchObserver, rate float64, d time.Duration) (*benchLatency, error) {
-	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench-live", BatchTimeout: time.Millisecond})
+	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench-live"})
 	if err != nil {
 		return nil, err
 	}
