@@ -4,13 +4,11 @@ package kafka
 // produce request, so tests can tell a Write has queued behind a request
 // in flight without sleeping.
 func (s *Sink) Queued(topic string, partition int) int {
-	s.pmu.Lock()
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
 	p := s.parts[topicPartition{topic, partition}]
-	s.pmu.Unlock()
 	if p == nil {
 		return 0
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	return len(p.queue)
 }

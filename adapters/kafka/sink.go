@@ -13,7 +13,9 @@ import (
 	"unsafe"
 
 	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
+	produceAPI "github.com/segmentio/kafka-go/protocol/produce"
 
 	"github.com/dgwproject/dgw/gateway"
 )
@@ -33,14 +35,17 @@ var ErrSinkClosed = errors.New("kafka sink closed")
 // keeps each recipient's records about one passenger in order; records
 // without a key are spread at random.
 //
-// Each partition has at most one produce request in flight. A record for a
-// partition with nothing in flight is sent at once; records arriving while
-// a request is in flight wait for it and then go together in the next one.
-// So an idle gateway pays one round trip per write, not a linger (kafka-go's
-// Writer always waits BatchTimeout for a partial batch), and a busy one
-// batches as much as the broker's round trip lets accumulate. One request
-// in flight per partition also keeps the records of a partition in the
-// order they were handed to Write, retries included.
+// Each broker has at most one produce request of this sink in flight, and
+// one request carries the records of every partition led by that broker
+// that are waiting. A record for an idle broker is sent at once; records
+// arriving while a request is in flight wait for it and then go together
+// in the next one. So an idle gateway pays one round trip per write, not a
+// linger (kafka-go's Writer always waits BatchTimeout for a partial
+// batch), and a busy one sends as few requests as the broker's round trip
+// allows: the gateway's records are spread over dozens of recipient
+// partitions, which a request per partition would send one or two at a
+// time. A partition is never in two requests at once, which keeps its
+// records in the order they were handed to Write, retries included.
 //
 // Topics are never created implicitly: a missing topic fails the records
 // meant for it. kafka-go's transport caches metadata, so a topic created by
@@ -57,13 +62,17 @@ type Sink struct {
 	client    atomic.Pointer[kafkago.Client]
 	newClient func() *kafkago.Client
 
-	pmu   sync.Mutex
-	parts map[topicPartition]*sinkPartition
+	// qmu guards the queues: every partition's and broker's state below.
+	// A Write takes it once to queue all its records; a sender once per
+	// request to take a batch and once to finish it.
+	qmu     sync.Mutex
+	parts   map[topicPartition]*sinkPartition
+	brokers map[int32]*brokerQueue
 	// partIDs caches the []int of partition ids the balancer takes, per
 	// partition count.
 	partIDs map[int][]int
 
-	senders sync.WaitGroup // background senders, waited for by Close
+	senders sync.WaitGroup // requests in flight and their senders, waited for by Close
 
 	mu     sync.RWMutex // held for reading during Write, for writing by Close
 	closed bool
@@ -86,6 +95,7 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 		addr:     addr,
 		balancer: &kafkago.Murmur2Balancer{},
 		parts:    map[topicPartition]*sinkPartition{},
+		brokers:  map[int32]*brokerQueue{},
 		partIDs:  map[int][]int{},
 	}
 	s.newClient = func() *kafkago.Client {
@@ -130,13 +140,31 @@ type pending struct {
 	size int64 // bytes the record takes in a batch
 }
 
-// sinkPartition holds the records of one topic partition not yet sent and
-// whether a request is in flight.
+// sinkPartition is the queue of one topic partition. Guarded by Sink.qmu.
 type sinkPartition struct {
-	tp      topicPartition
-	mu      sync.Mutex
-	queue   []pending
-	sending bool
+	tp    topicPartition
+	queue []pending
+	// bq is the broker queue the partition's records go through. It
+	// changes (to the partition's current leader) only while the
+	// partition has nothing queued or in flight, so two brokers' requests
+	// never hold records of one partition at once.
+	bq       *brokerQueue
+	inflight bool // a batch of it is in bq's request in flight
+	ready    bool // listed in bq.ready
+}
+
+// brokerQueue is what waits for one broker. Guarded by Sink.qmu.
+type brokerQueue struct {
+	leader  int32
+	ready   []*sinkPartition // partitions with records queued and none in flight, in arrival order
+	sending bool             // a request is in flight (its sender takes the next one)
+}
+
+// partBatch is one partition's records in a request.
+type partBatch struct {
+	p     *sinkPartition
+	batch []pending
+	err   error // outcome, set by the sender
 }
 
 // Write sends ds and waits until the broker has acknowledged each record.
@@ -166,18 +194,20 @@ func (s *Sink) Write(ctx context.Context, ds ...gateway.Disclosure) error {
 		return w.errs
 	}
 
-	// Partition every record, then queue each partition's records in one
-	// step, so a Write's records of one partition stay together and in
-	// order. A write has records for a few topics and partitions: linear
-	// searches group them with less work than maps.
+	// Partition every record (outside the lock: the metadata lookup may
+	// wait for the broker), then queue them all in one step, so a Write's
+	// records of one partition stay together and in order. A write has
+	// records for a few topics and partitions: linear searches group them
+	// with less work than maps.
 	type group struct {
-		p   *sinkPartition
-		idx []int
+		tp     topicPartition
+		leader int32
+		idx    []int
 	}
 	var inline [8]group
 	groups := inline[:0]
 	var topic string
-	var ids []int
+	var meta topicMeta
 	var topicErr error
 	for i := range ds {
 		d := &ds[i]
@@ -185,61 +215,81 @@ func (s *Sink) Write(ctx context.Context, ds ...gateway.Disclosure) error {
 			w.settle(i, errors.New("deliver: record has no topic"))
 			continue
 		}
-		size := recordSize(d)
-		if size > s.cfg.BatchBytes {
+		if recordSize(d) > s.cfg.BatchBytes {
 			w.settle(i, fmt.Errorf("deliver to %s: %w", d.Topic, kafkago.MessageTooLargeError{
 				Message: kafkago.Message{Topic: d.Topic, Key: d.Key, Value: d.Value, Headers: kafkaHeaders(d.Headers)}}))
 			continue
 		}
 		if d.Topic != topic {
 			topic = d.Topic
-			ids, topicErr = s.partitions(ctx, topic)
+			meta, topicErr = s.partitions(ctx, topic)
 		}
 		if topicErr != nil {
 			w.settle(i, fmt.Errorf("deliver to %s: %w", topic, topicErr))
 			continue
 		}
-		id := s.balancer.Balance(kafkago.Message{Key: d.Key}, ids...)
+		id := s.balancer.Balance(kafkago.Message{Key: d.Key}, meta.ids...)
 		tp := topicPartition{topic, id}
 		g := 0
-		for g < len(groups) && groups[g].p.tp != tp {
+		for g < len(groups) && groups[g].tp != tp {
 			g++
 		}
 		if g == len(groups) {
-			groups = append(groups, group{p: s.sinkPartition(tp)})
+			groups = append(groups, group{tp: tp, leader: meta.leaders[id]})
 		}
 		groups[g].idx = append(groups[g].idx, i)
 	}
+	if len(groups) == 0 {
+		return w.errs
+	}
 
-	// Queue, and start a sender for every partition that has none; the
-	// last one is sent from this goroutine, which would only wait anyway.
-	var first *sinkPartition
-	var firstBatch []pending
+	// Queue, and start a request for every broker that has none in
+	// flight. Such a request holds only this Write's records (an idle
+	// broker has nothing queued), so the last one is sent from this
+	// goroutine, which would only wait anyway, and may end with ctx.
+	type start struct {
+		bq  *brokerQueue
+		req []partBatch
+	}
+	var starts []start
+	s.qmu.Lock()
 	for _, g := range groups {
-		p := g.p
-		p.mu.Lock()
+		p := s.parts[g.tp]
+		if p == nil {
+			p = &sinkPartition{tp: g.tp}
+			s.parts[g.tp] = p
+		}
+		if p.bq == nil || (p.bq.leader != g.leader && !p.inflight && len(p.queue) == 0) {
+			p.bq = s.brokerQueue(g.leader)
+		}
 		for _, i := range g.idx {
 			p.queue = append(p.queue, pending{w: w, i: i, size: recordSize(&ds[i])})
 		}
-		start := !p.sending
-		var batch []pending
-		if start {
-			p.sending = true
-			batch = p.take(s.cfg.BatchSize, s.cfg.BatchBytes)
+		if !p.inflight && !p.ready {
+			p.ready = true
+			p.bq.ready = append(p.bq.ready, p)
 		}
-		p.mu.Unlock()
-		if !start {
+	}
+	for _, g := range groups {
+		bq := s.parts[g.tp].bq
+		if bq.sending || len(bq.ready) == 0 {
 			continue
 		}
-		if first != nil {
-			s.senders.Add(1)
-			go s.run(first, firstBatch)
+		bq.sending = true
+		if req := s.take(bq); len(req) > 0 {
+			starts = append(starts, start{bq, req})
+		} else {
+			bq.sending = false
 		}
-		first, firstBatch = p, batch
 	}
-	if first != nil {
-		s.senders.Add(1)
-		s.sendOnce(ctx, first, firstBatch)
+	s.senders.Add(len(starts))
+	s.qmu.Unlock()
+	for k, st := range starts {
+		if k < len(starts)-1 {
+			go s.run(context.Background(), st.bq, st.req, false)
+		} else {
+			s.run(ctx, st.bq, st.req, true)
+		}
 	}
 
 	select {
@@ -262,40 +312,54 @@ func (s *Sink) Write(ctx context.Context, ds ...gateway.Disclosure) error {
 	return nil
 }
 
-// sinkPartition returns the state of tp, created on first use.
-func (s *Sink) sinkPartition(tp topicPartition) *sinkPartition {
-	s.pmu.Lock()
-	defer s.pmu.Unlock()
-	p := s.parts[tp]
-	if p == nil {
-		p = &sinkPartition{tp: tp}
-		s.parts[tp] = p
+// brokerQueue returns the queue of leader, created on first use. s.qmu
+// must be held.
+func (s *Sink) brokerQueue(leader int32) *brokerQueue {
+	bq := s.brokers[leader]
+	if bq == nil {
+		bq = &brokerQueue{leader: leader}
+		s.brokers[leader] = bq
 	}
-	return p
+	return bq
 }
 
-// partitions returns the partition ids of topic from the transport's
-// metadata cache (no request to the broker unless the cache is empty). A
-// missing topic is an error: it is never created.
-func (s *Sink) partitions(ctx context.Context, topic string) ([]int, error) {
+// topicMeta is what Write needs of a topic's metadata.
+type topicMeta struct {
+	ids     []int   // partition ids 0..n-1, for the balancer
+	leaders []int32 // leader broker of each partition, -1 unknown
+}
+
+// partitions returns the partitions of topic and their leaders from the
+// transport's metadata cache (no request to the broker unless the cache is
+// empty). A missing topic is an error: it is never created.
+func (s *Sink) partitions(ctx context.Context, topic string) (topicMeta, error) {
 	cl := s.client.Load()
 	r, err := cl.Transport.RoundTrip(ctx, s.addr, &metadataAPI.Request{TopicNames: []string{topic}})
 	if err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
+		return topicMeta{}, fmt.Errorf("metadata: %w", err)
 	}
 	for _, t := range r.(*metadataAPI.Response).Topics {
 		if t.Name != topic {
 			continue
 		}
 		if t.ErrorCode != 0 {
-			return nil, kafkago.Error(t.ErrorCode)
+			return topicMeta{}, kafkago.Error(t.ErrorCode)
 		}
 		n := len(t.Partitions)
 		if n == 0 {
-			return nil, kafkago.UnknownTopicOrPartition
+			return topicMeta{}, kafkago.UnknownTopicOrPartition
 		}
-		s.pmu.Lock()
-		defer s.pmu.Unlock()
+		leaders := make([]int32, n)
+		for i := range leaders {
+			leaders[i] = -1
+		}
+		for _, p := range t.Partitions {
+			if p.PartitionIndex >= 0 && int(p.PartitionIndex) < n {
+				leaders[p.PartitionIndex] = p.LeaderID
+			}
+		}
+		s.qmu.Lock()
+		defer s.qmu.Unlock()
 		ids := s.partIDs[n]
 		if ids == nil {
 			ids = make([]int, n)
@@ -304,130 +368,241 @@ func (s *Sink) partitions(ctx context.Context, topic string) ([]int, error) {
 			}
 			s.partIDs[n] = ids
 		}
-		return ids, nil
+		return topicMeta{ids: ids, leaders: leaders}, nil
 	}
-	return nil, kafkago.UnknownTopicOrPartition
+	return topicMeta{}, kafkago.UnknownTopicOrPartition
 }
 
-// take removes the next batch from p.queue: at least one record, then
-// more while the batch stays within maxRecords and maxBytes. Records of
-// callers that stopped waiting are dropped on the way. p.mu must be held.
-func (p *sinkPartition) take(maxRecords int, maxBytes int64) []pending {
-	var batch []pending
-	var bytes int64
-	n := 0
-	for ; n < len(p.queue); n++ {
-		r := p.queue[n]
-		if len(batch) > 0 && (len(batch) >= maxRecords || bytes+r.size > maxBytes) {
-			break
-		}
-		if r.w.abandoned.Load() {
-			r.w.settle(r.i, context.Canceled)
-			continue
-		}
-		batch = append(batch, r)
-		bytes += r.size
-	}
-	// Shift instead of reslicing, so the queue's array is reused rather
-	// than regrown forever.
-	rest := copy(p.queue, p.queue[n:])
-	clear(p.queue[rest:])
-	p.queue = p.queue[:rest]
-	return batch
-}
-
-// run sends batches of p until its queue is empty, starting with batch.
-// The caller has set p.sending and called s.senders.Add(1).
-func (s *Sink) run(p *sinkPartition, batch []pending) {
-	defer s.senders.Done()
-	var failed map[*waiter]error
-	for batch != nil || s.next(p, &batch) {
-		failed = s.send(context.Background(), p, batch, failed)
-		batch = nil
-	}
-}
-
-// sendOnce sends one batch from the writing goroutine and hands what has
-// queued meanwhile to a background sender, so a Write never waits for
-// other callers' batches after its own. The batch holds only this Write's
-// records (the partition was idle, so its queue was empty), which is why
-// the caller's ctx may end the request.
-func (s *Sink) sendOnce(ctx context.Context, p *sinkPartition, batch []pending) {
-	failed := s.send(ctx, p, batch, nil)
-	if failed != nil {
-		// A caller whose records failed must not get its later records of
-		// this partition written (see send): keep the map with them.
-		go func() {
-			defer s.senders.Done()
-			var next []pending
-			for s.next(p, &next) {
-				failed = s.send(context.Background(), p, next, failed)
+// take builds bq's next request from its ready partitions: per partition
+// at least one record, then more within BatchSize and BatchBytes. Records
+// of callers that stopped waiting are dropped on the way. s.qmu must be
+// held.
+func (s *Sink) take(bq *brokerQueue) []partBatch {
+	req := make([]partBatch, 0, len(bq.ready))
+	for _, p := range bq.ready {
+		p.ready = false
+		var batch []pending
+		var bytes int64
+		n := 0
+		for ; n < len(p.queue); n++ {
+			r := p.queue[n]
+			if len(batch) > 0 && (len(batch) >= s.cfg.BatchSize || bytes+r.size > s.cfg.BatchBytes) {
+				break
 			}
-		}()
-		return
-	}
-	var next []pending
-	if !s.next(p, &next) {
-		s.senders.Done()
-		return
-	}
-	go s.run(p, next)
-}
-
-// next takes p's next batch into *batch, or clears p.sending and returns
-// false when nothing is queued.
-func (s *Sink) next(p *sinkPartition, batch *[]pending) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.queue) == 0 {
-		p.sending = false
-		return false
-	}
-	*batch = p.take(s.cfg.BatchSize, s.cfg.BatchBytes)
-	if len(*batch) == 0 {
-		// Everything queued was abandoned.
-		p.sending = false
-		return false
-	}
-	return true
-}
-
-// send produces batch to p with retries and settles each record. failed
-// holds the callers with a record of p that failed in this run of sends:
-// their later records of p fail without being sent, so a caller never has
-// a later record of a partition written and an earlier one not (which its
-// retry would then put after it). It returns failed, allocated on the
-// first failure.
-func (s *Sink) send(ctx context.Context, p *sinkPartition, batch []pending, failed map[*waiter]error) map[*waiter]error {
-	if failed != nil {
-		kept := batch[:0]
-		for _, r := range batch {
-			if err, ok := failed[r.w]; ok {
-				r.w.settle(r.i, fmt.Errorf("deliver to %s: an earlier record of this write to partition %d failed: %w", p.tp.topic, p.tp.partition, err))
+			if r.w.abandoned.Load() {
+				r.w.settle(r.i, context.Canceled)
 				continue
 			}
-			kept = append(kept, r)
+			batch = append(batch, r)
+			bytes += r.size
 		}
-		batch = kept
-		if len(batch) == 0 {
-			return failed
+		// Shift instead of reslicing, so the queue's array is reused
+		// rather than regrown forever.
+		rest := copy(p.queue, p.queue[n:])
+		clear(p.queue[rest:])
+		p.queue = p.queue[:rest]
+		if len(batch) > 0 {
+			p.inflight = true
+			req = append(req, partBatch{p: p, batch: batch})
 		}
 	}
-	err := s.produce(ctx, p.tp, batch)
-	if err == nil {
-		for _, r := range batch {
-			r.w.settle(r.i, nil)
+	clear(bq.ready)
+	bq.ready = bq.ready[:0]
+	return req
+}
+
+// run sends req, then bq's next requests until nothing is ready; the
+// caller set bq.sending and counted the sender in s.senders. inline: run
+// is called by the Write whose records req holds (only those: the broker
+// was idle), so its ctx may end that request; the next ones hold others'
+// records and are sent from a new goroutine, so that Write is not held.
+func (s *Sink) run(ctx context.Context, bq *brokerQueue, req []partBatch, inline bool) {
+	for {
+		s.send(ctx, req)
+		req = s.finish(bq, req)
+		if req == nil {
+			s.senders.Done()
+			return
 		}
-		return failed
+		if inline {
+			go s.run(context.Background(), bq, req, false)
+			return
+		}
 	}
-	if failed == nil {
-		failed = map[*waiter]error{}
+}
+
+// finish settles req's records and returns bq's next request, or nil after
+// clearing bq.sending when nothing is ready.
+func (s *Sink) finish(bq *brokerQueue, req []partBatch) []partBatch {
+	var dropped []pending
+	var droppedErr []error
+	s.qmu.Lock()
+	for _, pb := range req {
+		p := pb.p
+		p.inflight = false
+		if pb.err != nil && len(p.queue) > 0 {
+			// A caller whose record failed must not get a later record of
+			// the same partition written, which its retry of the failed
+			// one would then follow: fail its queued ones too. Done
+			// before any of its records settle, so its retry cannot be
+			// queued yet.
+			kept := p.queue[:0]
+			for _, r := range p.queue {
+				if failedIn(req, p, r.w) {
+					dropped = append(dropped, r)
+					droppedErr = append(droppedErr, fmt.Errorf("deliver to %s: an earlier record of this write to partition %d failed: %w",
+						p.tp.topic, p.tp.partition, pb.err))
+					continue
+				}
+				kept = append(kept, r)
+			}
+			clear(p.queue[len(kept):])
+			p.queue = kept
+		}
+		if len(p.queue) > 0 && !p.ready {
+			p.ready = true
+			bq.ready = append(bq.ready, p)
+		}
 	}
-	for _, r := range batch {
-		failed[r.w] = err
-		r.w.settle(r.i, fmt.Errorf("deliver to %s: %w", p.tp.topic, err))
+	var next []partBatch
+	if len(bq.ready) > 0 {
+		next = s.take(bq)
 	}
-	return failed
+	if len(next) == 0 {
+		next = nil
+		bq.sending = false
+	}
+	s.qmu.Unlock()
+	for _, pb := range req {
+		for _, r := range pb.batch {
+			if pb.err != nil {
+				r.w.settle(r.i, fmt.Errorf("deliver to %s: %w", pb.p.tp.topic, pb.err))
+			} else {
+				r.w.settle(r.i, nil)
+			}
+		}
+	}
+	for k, r := range dropped {
+		r.w.settle(r.i, droppedErr[k])
+	}
+	return next
+}
+
+// failedIn reports whether w has a failed record of p in req.
+func failedIn(req []partBatch, p *sinkPartition, w *waiter) bool {
+	for _, pb := range req {
+		if pb.p != p || pb.err == nil {
+			continue
+		}
+		for _, r := range pb.batch {
+			if r.w == w {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// send produces req (one request for all its partitions) and sets each
+// partition's outcome. Partitions that fail with a retriable error are
+// retried one by one, up to MaxAttempts attempts in all.
+func (s *Sink) send(ctx context.Context, req []partBatch) {
+	cl := s.client.Load()
+	s.produceMany(ctx, cl, req)
+	var retry []int
+	for k := range req {
+		if err := req[k].err; err != nil && ctx.Err() == nil && (retriableProduce(err) || isRouting(err)) {
+			retry = append(retry, k)
+		}
+	}
+	if len(retry) == 0 {
+		return
+	}
+	if staleMetadata(req[retry[0]].err) || isRouting(req[retry[0]].err) {
+		s.refresh(cl)
+	}
+	var wg sync.WaitGroup
+	for _, k := range retry {
+		wg.Go(func() { req[k].err = s.produce(ctx, req[k].p.tp, req[k].batch, 1, req[k].err) })
+	}
+	wg.Wait()
+}
+
+// refresh replaces cl's transport with a new one, which fetches the
+// metadata afresh, unless another sender did so already.
+func (s *Sink) refresh(cl *kafkago.Client) {
+	if s.client.CompareAndSwap(cl, s.newClient()) {
+		// The old transport's connections close once idle; its requests
+		// in flight finish.
+		cl.Transport.(*kafkago.Transport).CloseIdleConnections()
+	}
+}
+
+// isRouting tells the transport's refusal to send a request because its
+// cached metadata does not name a single leader for its partitions.
+func isRouting(err error) bool {
+	var pe *produceAPI.Error
+	return errors.As(err, &pe)
+}
+
+// produceMany makes one attempt of req as one produce request and sets
+// each partition's error.
+func (s *Sink) produceMany(ctx context.Context, cl *kafkago.Client, req []partBatch) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	records := make([]batchRecords, len(req))
+	pr := &produceAPI.Request{Acks: int16(kafkago.RequireAll), Timeout: int32(s.cfg.WriteTimeout / time.Millisecond)}
+	for k := range req {
+		pb := &req[k]
+		records[k].batch = pb.batch
+		t := len(pr.Topics) - 1
+		for t >= 0 && pr.Topics[t].Topic != pb.p.tp.topic {
+			t--
+		}
+		if t < 0 {
+			pr.Topics = append(pr.Topics, produceAPI.RequestTopic{Topic: pb.p.tp.topic})
+			t = len(pr.Topics) - 1
+		}
+		pr.Topics[t].Partitions = append(pr.Topics[t].Partitions, produceAPI.RequestPartition{
+			Partition: int32(pb.p.tp.partition),
+			RecordSet: protocol.RecordSet{Records: &records[k]},
+		})
+	}
+	r, err := cl.Transport.RoundTrip(ctx, s.addr, pr)
+	if err != nil {
+		for k := range req {
+			req[k].err = err
+		}
+		return
+	}
+	res := r.(*produceAPI.Response)
+	for k := range req {
+		pb := &req[k]
+		pb.err = fmt.Errorf("%w: no answer for partition %d in the produce response", kafkago.UnknownTopicOrPartition, pb.p.tp.partition)
+		for _, rt := range res.Topics {
+			if rt.Topic != pb.p.tp.topic {
+				continue
+			}
+			for _, rp := range rt.Partitions {
+				if int(rp.Partition) == pb.p.tp.partition {
+					pb.err = partitionError(rp.ErrorCode, rp.RecordErrors)
+				}
+			}
+		}
+	}
+}
+
+// partitionError is the outcome of one partition in a produce response.
+func partitionError(code int16, recordErrors []produceAPI.ResponseError) error {
+	if code != 0 {
+		return kafkago.Error(code)
+	}
+	for _, e := range recordErrors {
+		// The broker rejected the batch because of some of its records
+		// (e.g. an invalid timestamp); it wrote none of them.
+		return fmt.Errorf("record %d of the batch: %s", e.BatchIndex, e.BatchIndexErrorMessage)
+	}
+	return nil
 }
 
 // Backoff between attempts of one produce request, as kafka-go's Writer.
@@ -436,13 +611,15 @@ const (
 	backoffMax = time.Second
 )
 
-// produce sends batch to tp, retrying retriable errors up to MaxAttempts
-// times, and returns the last error. The whole batch is acknowledged or
-// failed together: a produce request appends a batch atomically. ctx ends
-// the attempts early; each attempt is also bounded by WriteTimeout.
-func (s *Sink) produce(ctx context.Context, tp topicPartition, batch []pending) error {
-	var err error
-	for attempt := range s.cfg.MaxAttempts {
+// produce sends batch to tp alone, retrying retriable errors until
+// MaxAttempts attempts were made, and returns the last error; first is the
+// number of attempts already made, prev the last one's error. The whole
+// batch is acknowledged or failed together: a produce request appends a
+// batch atomically. ctx ends the attempts early; each attempt is also
+// bounded by WriteTimeout.
+func (s *Sink) produce(ctx context.Context, tp topicPartition, batch []pending, first int, prev error) error {
+	err := prev
+	for attempt := first; attempt < s.cfg.MaxAttempts; attempt++ {
 		if attempt > 0 {
 			t := time.NewTimer(min(backoffMin<<(attempt-1), backoffMax))
 			select {
@@ -457,13 +634,11 @@ func (s *Sink) produce(ctx context.Context, tp topicPartition, batch []pending) 
 		if err == nil {
 			return nil
 		}
-		if !retriableProduce(err) || ctx.Err() != nil {
+		if !(retriableProduce(err) || isRouting(err)) || ctx.Err() != nil {
 			return err
 		}
-		if staleMetadata(err) && s.client.CompareAndSwap(cl, s.newClient()) {
-			// The old transport's connections close once idle; its
-			// requests in flight finish.
-			cl.Transport.(*kafkago.Transport).CloseIdleConnections()
+		if staleMetadata(err) || isRouting(err) {
+			s.refresh(cl)
 		}
 	}
 	return fmt.Errorf("after %d attempts: %w", s.cfg.MaxAttempts, err)

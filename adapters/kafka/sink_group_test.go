@@ -118,7 +118,7 @@ func failProduce(c *kfake.Cluster, n int64, code int16) *atomic.Int64 {
 }
 
 func TestSinkSendsAtOnceAndGroupsWhatArrivesMeanwhile(t *testing.T) {
-	c, brokers, log := startKfake(t, 1, "out")
+	c, brokers, log := startKfake(t, 1, "out", "other", "third")
 	s := newSink(t, brokers)
 	// Warm the metadata cache, so the requests below are produce requests only.
 	require.NoError(t, s.Write(testCtx(t), gateway.Disclosure{Topic: "out", Value: []byte("warm-up")}))
@@ -126,32 +126,45 @@ func TestSinkSendsAtOnceAndGroupsWhatArrivesMeanwhile(t *testing.T) {
 	arrived, release := holdNextProduce(c)
 	first := make(chan error, 1)
 	go func() { first <- s.Write(testCtx(t), gateway.Disclosure{Topic: "out", Value: []byte("first")}) }()
-	// No linger: the record of an idle partition reaches the broker while
-	// its Write still waits (a sink that lingered for a batch would still
-	// be holding it; the wait below would then end only with the test's timeout).
+	// No linger: the record for an idle broker reaches it while its Write
+	// still waits (a sink that lingered for a batch would still be holding
+	// it; the wait below would then end only with the test's timeout).
 	select {
 	case <-arrived:
 	case <-testCtx(t).Done():
 		t.Fatal("the first record was never sent")
 	}
-	// Three writers while that request is in flight: they queue.
+	// Five writers while that request is in flight, for three partitions
+	// of the same broker: they queue.
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	for i := range errs {
+	topics := []string{"out", "out", "other", "out", "third"}
+	errs := make([]error, len(topics))
+	for i, topic := range topics {
 		wg.Go(func() {
-			errs[i] = s.Write(testCtx(t), gateway.Disclosure{Topic: "out", Value: fmt.Appendf(nil, "queued-%d", i)})
+			errs[i] = s.Write(testCtx(t), gateway.Disclosure{Topic: topic, Value: fmt.Appendf(nil, "queued-%d", i)})
 		})
 	}
-	require.Eventually(t, func() bool { return s.Queued("out", 0) == 3 }, testTimeout, time.Millisecond, "the three records queue behind the request in flight")
+	require.Eventually(t, func() bool {
+		return s.Queued("out", 0) == 3 && s.Queued("other", 0) == 1 && s.Queued("third", 0) == 1
+	}, testTimeout, time.Millisecond, "the records queue behind the request in flight")
 	close(release)
 	require.NoError(t, <-first)
 	wg.Wait()
 	for _, err := range errs {
 		require.NoError(t, err)
 	}
-	assert.Equal(t, [][]int32{{1}, {1}, {3}}, log.requests(),
-		"one request per idle write, then the three queued records in one request")
-	assert.Len(t, consumeAll(t, brokers, "out"), 5)
+	reqs := log.requests()
+	require.Len(t, reqs, 3, "one request per idle write, then one for everything queued meanwhile")
+	assert.Equal(t, [][]int32{{1}, {1}}, reqs[:2])
+	assert.ElementsMatch(t, []int32{3, 1, 1}, reqs[2], "the queued records of three partitions in one request, one batch per partition")
+	var got []string
+	for _, m := range consumeAll(t, brokers, "out") {
+		got = append(got, string(m.Value))
+	}
+	require.Len(t, got, 5)
+	assert.Equal(t, []string{"warm-up", "first"}, got[:2])
+	assert.Len(t, consumeAll(t, brokers, "other"), 1)
+	assert.Len(t, consumeAll(t, brokers, "third"), 1)
 }
 
 func TestSinkOrderPerPartitionUnderConcurrentWriters(t *testing.T) {
