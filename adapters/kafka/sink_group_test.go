@@ -1,6 +1,8 @@
 package kafka_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -327,4 +329,65 @@ func TestSinkCloseFlushesQueuedRecords(t *testing.T) {
 	}
 	assert.Len(t, consumeAll(t, brokers, "out"), 5)
 	require.ErrorIs(t, s.Write(testCtx(t), gateway.Disclosure{Topic: "out", Value: []byte("late")}), kafka.ErrSinkClosed)
+}
+
+func TestSinkRetriesAcrossABrokenConnection(t *testing.T) {
+	c, brokers, _ := startKfake(t, 2, "out")
+	s := newSink(t, brokers)
+	require.NoError(t, s.Write(testCtx(t), gateway.Disclosure{Topic: "out", Value: []byte("warm-up")}))
+	// The broker drops the connection instead of answering the next
+	// produce request (as a broker restart would): the outcome is unknown
+	// to the sink, which sends the records again on a new connection.
+	var dropped atomic.Int64
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		dropped.Add(1)
+		return nil, errors.New("connection dropped by the test"), true
+	})
+	ds := []gateway.Disclosure{
+		{Topic: "out", Key: []byte("k1"), Value: []byte("a")},
+		{Topic: "out", Key: []byte("k2"), Value: []byte("b")},
+		{Topic: "out", Key: []byte("k1"), Value: []byte("c")},
+	}
+	require.NoError(t, s.Write(testCtx(t), ds...))
+	assert.Equal(t, int64(1), dropped.Load())
+	got := map[string][]string{}
+	for _, m := range consumeAll(t, brokers, "out") {
+		got[string(m.Key)] = append(got[string(m.Key)], string(m.Value))
+	}
+	assert.Equal(t, []string{"a", "c"}, got["k1"], "written once, in order")
+	assert.Equal(t, []string{"b"}, got["k2"])
+}
+
+func TestSinkCallerThatStopsWaiting(t *testing.T) {
+	c, brokers, _ := startKfake(t, 1, "out")
+	s := newSink(t, brokers)
+	require.NoError(t, s.Write(testCtx(t), gateway.Disclosure{Topic: "out", Value: []byte("warm-up")}))
+
+	arrived, release := holdNextProduce(c)
+	first := make(chan error, 1)
+	go func() { first <- s.Write(testCtx(t), gateway.Disclosure{Topic: "out", Value: []byte("in-flight")}) }()
+	<-arrived
+	// A caller whose ctx ends while its record waits behind the request
+	// in flight: its Write fails (the caller writes the record again
+	// later), and the record, not sent yet, is dropped rather than sent
+	// behind its back.
+	ctx, cancel := context.WithCancel(testCtx(t))
+	gaveUp := make(chan error, 1)
+	go func() { gaveUp <- s.Write(ctx, gateway.Disclosure{Topic: "out", Value: []byte("abandoned")}) }()
+	require.Eventually(t, func() bool { return s.Queued("out", 0) == 1 }, testTimeout, time.Millisecond)
+	cancel()
+	err := <-gaveUp
+	var de gateway.DeliveryErrors
+	require.ErrorAs(t, err, &de)
+	require.Len(t, de, 1)
+	assert.ErrorIs(t, de[0], context.Canceled)
+
+	close(release)
+	require.NoError(t, <-first)
+	require.NoError(t, s.Close(testCtx(t)))
+	var got []string
+	for _, m := range consumeAll(t, brokers, "out") {
+		got = append(got, string(m.Value))
+	}
+	assert.Equal(t, []string{"warm-up", "in-flight"}, got)
 }
