@@ -744,6 +744,17 @@ func (b *bytesReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// WriteTo lets kafka-go's encoder take the bytes in one Write (io.Copy
+// prefers it) instead of reading them through its page buffer.
+func (b *bytesReader) WriteTo(w io.Writer) (int64, error) {
+	if b.off >= len(b.b) {
+		return 0, nil
+	}
+	n, err := w.Write(b.b[b.off:])
+	b.off += n
+	return int64(n), err
+}
+
 func (b *bytesReader) Len() int     { return len(b.b) - b.off }
 func (b *bytesReader) Close() error { return nil }
 
