@@ -578,16 +578,20 @@ func (s *Sink) produceMany(ctx context.Context, cl *kafkago.Client, req []partBa
 	res := r.(*produceAPI.Response)
 	for k := range req {
 		pb := &req[k]
-		pb.err = fmt.Errorf("%w: no answer for partition %d in the produce response", kafkago.UnknownTopicOrPartition, pb.p.tp.partition)
+		answered := false
 		for _, rt := range res.Topics {
 			if rt.Topic != pb.p.tp.topic {
 				continue
 			}
 			for _, rp := range rt.Partitions {
 				if int(rp.Partition) == pb.p.tp.partition {
-					pb.err = partitionError(rp.ErrorCode, rp.RecordErrors)
+					pb.err, answered = partitionError(rp.ErrorCode, rp.RecordErrors), true
 				}
 			}
+		}
+		if !answered {
+			// Not acknowledged, so not written as far as we know.
+			pb.err = fmt.Errorf("%w: no answer for partition %d in the produce response", kafkago.UnknownTopicOrPartition, pb.p.tp.partition)
 		}
 	}
 }
