@@ -160,9 +160,10 @@ type SinkConfig struct {
 	Brokers []string
 	// ClientID names this client in broker logs and quotas. Default "dgw".
 	ClientID string
-	// BatchSize is the most records one produce request carries. There is
-	// no linger: a partition with no request in flight sends at once, and
-	// what arrives meanwhile goes in its next request. Default 100.
+	// BatchSize is the most records one produce request carries for a
+	// partition. There is no linger: records for a broker with no request
+	// of the sink in flight are sent at once, and what arrives meanwhile
+	// goes in the next request. Default 100.
 	BatchSize int
 	// BatchBytes is the most bytes one produce request carries for a
 	// partition; a single larger record fails with a
