@@ -17,7 +17,7 @@ import (
 // letting the process grow past it.
 const (
 	defaultGCPercent   = 400
-	defaultMemoryLimit = "200MiB"
+	defaultMemoryLimit = "160MiB"
 )
 
 // gcSettings are the parsed gc_percent and memory_limit.

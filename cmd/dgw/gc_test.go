@@ -12,7 +12,7 @@ func TestGCSettings(t *testing.T) {
 	require.NoError(t, err)
 	gc, err := parseGC(cfg.GCPercent, cfg.MemoryLimit)
 	require.NoError(t, err)
-	assert.Equal(t, gcSettings{percent: 400, limit: 200 << 20}, gc, "defaults: below the 256 MiB target")
+	assert.Equal(t, gcSettings{percent: 400, limit: 160 << 20}, gc, "defaults: below the 256 MiB target")
 
 	cfg, err = loadConfig("", []string{"DGW_BROKERS=h:1", "DGW_AUDIT_KEY=" + testAuditKeyForGC, "DGW_GC_PERCENT=200", "DGW_MEMORY_LIMIT=off"})
 	require.NoError(t, err)
