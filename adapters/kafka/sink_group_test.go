@@ -391,3 +391,31 @@ func TestSinkCallerThatStopsWaiting(t *testing.T) {
 	}
 	assert.Equal(t, []string{"warm-up", "in-flight"}, got)
 }
+
+func TestSinkFailedRecordFailsTheCallersLaterRecordsOfItsPartition(t *testing.T) {
+	c, brokers, log := startKfake(t, 1, "out")
+	// One record per request, so a write's two records of one partition
+	// go in two requests, one after the other.
+	s, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, BatchSize: 1})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close(testCtx(t)) })
+	require.NoError(t, s.Write(testCtx(t), gateway.Disclosure{Topic: "out", Value: []byte("warm-up")}))
+
+	failProduce(c, 1, kerr.TopicAuthorizationFailed.Code)
+	err = s.Write(testCtx(t),
+		gateway.Disclosure{Topic: "out", Key: []byte("k"), Value: []byte("first")},
+		gateway.Disclosure{Topic: "out", Key: []byte("k"), Value: []byte("second")})
+	var de gateway.DeliveryErrors
+	require.ErrorAs(t, err, &de)
+	require.Len(t, de, 2)
+	assert.ErrorIs(t, de[0], kafkago.TopicAuthorizationFailed)
+	assert.ErrorIs(t, de[1], kafkago.TopicAuthorizationFailed)
+	assert.ErrorContains(t, de[1], "an earlier record of this write to partition 0 failed",
+		"written, the second record would come before the first's retry")
+	assert.Len(t, log.requests(), 1+1, "the second record is not sent")
+	var got []string
+	for _, m := range consumeAll(t, brokers, "out") {
+		got = append(got, string(m.Value))
+	}
+	assert.Equal(t, []string{"warm-up"}, got)
+}
