@@ -160,12 +160,16 @@ type SinkConfig struct {
 	Brokers []string
 	// ClientID names this client in broker logs and quotas. Default "dgw".
 	ClientID string
-	// BatchTimeout is how long a partially filled batch waits for more
-	// records before it is sent. Write is synchronous, so this adds to
-	// every Write's latency. Default 2ms.
-	BatchTimeout time.Duration
-	// BatchSize is the record count that sends a batch at once. Default 100.
+	// BatchSize is the most records one produce request carries for a
+	// partition. There is no linger: records for a broker with no request
+	// of the sink in flight are sent at once, and what arrives meanwhile
+	// goes in the next request. Default 100.
 	BatchSize int
+	// BatchBytes is the most bytes one produce request carries for a
+	// partition; a single larger record fails with a
+	// kafkago.MessageTooLargeError. Keep it at or below the broker's
+	// message.max.bytes. Default 1 MiB (1048576), the broker's default.
+	BatchBytes int64
 	// MaxAttempts is how often a batch is sent before its records fail.
 	// Default 5.
 	MaxAttempts int
@@ -181,11 +185,11 @@ func (c *SinkConfig) setDefaults() {
 	if c.ClientID == "" {
 		c.ClientID = "dgw"
 	}
-	if c.BatchTimeout == 0 {
-		c.BatchTimeout = 2 * time.Millisecond
-	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 100
+	}
+	if c.BatchBytes == 0 {
+		c.BatchBytes = 1 << 20
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 5
@@ -203,11 +207,11 @@ func (c *SinkConfig) setDefaults() {
 func (c *SinkConfig) Validate() error {
 	var errs []error
 	errs = append(errs, validateBrokers(c.Brokers)...)
-	if c.BatchTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("batch_timeout: expected a positive duration, got %s", c.BatchTimeout))
-	}
 	if c.BatchSize <= 0 {
 		errs = append(errs, fmt.Errorf("batch_size: expected a positive integer, got %d", c.BatchSize))
+	}
+	if c.BatchBytes <= 0 {
+		errs = append(errs, fmt.Errorf("batch_bytes: expected a positive integer, got %d", c.BatchBytes))
 	}
 	if c.MaxAttempts <= 0 {
 		errs = append(errs, fmt.Errorf("max_attempts: expected a positive integer, got %d", c.MaxAttempts))

@@ -19,7 +19,7 @@ import (
 const testTimeout = 30 * time.Second
 
 // startBroker runs the embedded broker with topics of the given partition count.
-func startBroker(t *testing.T, partitions int, topics ...string) []string {
+func startBroker(t testing.TB, partitions int, topics ...string) []string {
 	t.Helper()
 	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Partitions: partitions, Topics: topics})
 	require.NoError(t, err)
@@ -35,7 +35,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // newSink returns a sink closed at the end of the test.
-func newSink(t *testing.T, brokers []string) *kafka.Sink {
+func newSink(t testing.TB, brokers []string) *kafka.Sink {
 	t.Helper()
 	s, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "test-sink"})
 	require.NoError(t, err)

@@ -53,8 +53,9 @@ type benchOptions struct {
 	logLevel   string
 	timeout    time.Duration
 	audit      bool
-	linger     time.Duration
 	rate       float64
+	gcPercent  int
+	memLimit   string
 
 	// acct is the audit trail and subject state of the gateway runs, set
 	// by bench when audit is on.
@@ -117,7 +118,8 @@ memory figures are the gateway's own; --broker measures against any Kafka
 	f.IntVar(&o.cacheSize, "decision-cache", policy.DefaultCacheSize, "decision cache entries (as dgw run; larger keeps more of a diverse stream)")
 	f.BoolVar(&o.audit, "audit", true, "write the audit trail before every delivery and read the subject topic, as dgw run always does (false: measure the gateway without them)")
 	f.Float64Var(&o.rate, "latency-rate", 0, "events/s offered in the latency phase (0: half the maximum the cold drain reached)")
-	f.DurationVar(&o.linger, "batch-timeout", 0, "how long the gateway's sink lets a partial batch wait for more records (0: the default of dgw run)")
+	f.IntVar(&o.gcPercent, "gc-percent", defaultGCPercent, "garbage collector target, as dgw run's gc_percent (GOGC wins when set)")
+	f.StringVar(&o.memLimit, "memory-limit", defaultMemoryLimit, "soft memory limit, as dgw run's memory_limit (GOMEMLIMIT wins when set; off for none)")
 	f.BoolVar(&o.pad, "pad", true, "grow the synthetic events to 1-3 KB (false: their natural 0.2-0.6 KB)")
 	f.BoolVar(&o.json, "json", false, "print the results as JSON")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway's drain (the warm one with --warm) to this file")
@@ -167,6 +169,9 @@ type benchConfig struct {
 	// subject state), as dgw run always does.
 	Audit bool   `json:"audit"`
 	GOGC  string `json:"gogc,omitempty"`
+	// GC is the collector setting of the whole run (mirror included), as
+	// dgw run applies it.
+	GC string `json:"gc"`
 }
 
 // benchPhase is one drain of the backlog.
@@ -231,6 +236,14 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 	if err != nil {
 		return failWith(2, err)
 	}
+	gc, err := parseGC(o.gcPercent, o.memLimit)
+	if err != nil {
+		return failWith(2, err)
+	}
+	if a.tuneGC != nil {
+		// The whole run, mirror included, under dgw run's settings.
+		a.tuneGC(gc, a.environ, log)
+	}
 	p, err := buildParts(ctx, "", "", redact.DevKeyring("dgw-bench"), 1<<20, log, policy.WithCacheSize(o.cacheSize))
 	if err != nil {
 		return err
@@ -274,7 +287,7 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 		Machine: benchMachine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH},
 		Config: benchConfig{Events: o.events, Recipients: len(recipients), Partitions: o.partitions, Workers: o.workers,
 			Queue: o.queue, Broker: where, Seed: o.seed, PolicyRev: p.decider.Revision(), DecisionSize: o.cacheSize,
-			GOGC: os.Getenv("GOGC"), Audit: o.audit},
+			GOGC: os.Getenv("GOGC"), GC: gc.String(), Audit: o.audit},
 	}
 	if o.audit {
 		// dgw run's audit trail and subject state, on topics created as
@@ -424,7 +437,7 @@ func (a *app) serveBenchBroker(o benchOptions) error {
 }
 
 func publishBacklog(ctx context.Context, brokers []string, wl *workload, topic func(string) string, n int) (int64, error) {
-	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench-publisher", BatchSize: 1000, BatchTimeout: 5 * time.Millisecond})
+	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench-publisher", BatchSize: 1000})
 	if err != nil {
 		return 0, err
 	}
@@ -873,7 +886,7 @@ func (a *app) drain(ctx context.Context, o benchOptions, brokers, sources []stri
 		defer pprof.StopCPUProfile()
 	}
 	// dgw run's sink, wrapped to time the latency phase's writes.
-	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench", BatchTimeout: o.linger})
+	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench"})
 	if err != nil {
 		return benchPhase{}, nil, nil, err
 	}
@@ -940,7 +953,7 @@ func (a *app) drain(ctx context.Context, o benchOptions, brokers, sources []stri
 // every event, and reads the recipient records back.
 func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *workload, sourceOf func(string) string,
 	obs *benchObserver, rate float64, d time.Duration) (*benchLatency, error) {
-	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench-live", BatchTimeout: time.Millisecond})
+	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench-live"})
 	if err != nil {
 		return nil, err
 	}

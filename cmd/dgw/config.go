@@ -73,6 +73,10 @@ type Config struct {
 	// AdminAddr is where /metrics, /healthz and /readyz are served
 	// (host:port); empty for no admin server.
 	AdminAddr string `yaml:"admin_addr"`
+	// GCPercent and MemoryLimit tune the garbage collector (gc.go); the
+	// GOGC and GOMEMLIMIT variables win over them.
+	GCPercent   int    `yaml:"gc_percent"`
+	MemoryLimit string `yaml:"memory_limit"`
 }
 
 func defaultConfig() Config {
@@ -91,6 +95,8 @@ func defaultConfig() Config {
 		LogFormat:       "json",
 		LogLevel:        "info",
 		AdminAddr:       telemetry.DefaultAdminAddr,
+		GCPercent:       defaultGCPercent,
+		MemoryLimit:     defaultMemoryLimit,
 
 		// The policy source (policy_live.go).
 		PolicyWatch:        true,
@@ -140,7 +146,7 @@ func (c *Config) envOverrides(environ []string) error {
 		"DGW_HASH_KEYS_FILE": &c.HashKeysFile, "DGW_AUDIT_TOPIC": &c.AuditTopic, "DGW_SUBJECT_TOPIC": &c.SubjectTopic,
 		"DGW_AUDIT_KEY_FILE": &c.AuditKeyFile, "DGW_AUDIT_RETENTION": &c.AuditRetention,
 		"DGW_LOG_FORMAT": &c.LogFormat, "DGW_LOG_LEVEL": &c.LogLevel,
-		"DGW_ADMIN_ADDR": &c.AdminAddr,
+		"DGW_ADMIN_ADDR": &c.AdminAddr, "DGW_MEMORY_LIMIT": &c.MemoryLimit,
 	}
 	for k, p := range strs {
 		if v, ok := env[k]; ok {
@@ -160,7 +166,7 @@ func (c *Config) envOverrides(environ []string) error {
 		c.StallTimeout = v
 	}
 	ints := map[string]*int{"DGW_WORKERS": &c.Workers, "DGW_QUEUE": &c.Queue,
-		"DGW_MAX_RECORD_BYTES": &c.MaxRecordBytes, "DGW_PARTITIONS": &c.Partitions}
+		"DGW_MAX_RECORD_BYTES": &c.MaxRecordBytes, "DGW_PARTITIONS": &c.Partitions, "DGW_GC_PERCENT": &c.GCPercent}
 	for k, p := range ints {
 		if v, ok := env[k]; ok {
 			n, err := strconv.Atoi(v)
@@ -213,6 +219,9 @@ func (c *Config) validate() error {
 		errs = append(errs, err)
 	}
 	if _, err := c.stallTimeout(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := parseGC(c.GCPercent, c.MemoryLimit); err != nil {
 		errs = append(errs, err)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {

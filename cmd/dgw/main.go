@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,12 +36,16 @@ type app struct {
 	stdout  io.Writer
 	stderr  io.Writer
 	environ []string
+	// tuneGC applies dgw run's garbage collector settings to the process;
+	// nil (tests running commands in-process) leaves the runtime alone,
+	// since the settings are process-wide.
+	tuneGC func(gcSettings, []string, *slog.Logger)
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ()}
+	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ(), tuneGC: applyGC}
 	os.Exit(a.run(ctx, os.Args[1:]))
 }
 

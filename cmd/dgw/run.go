@@ -39,6 +39,10 @@ objections, erasures) and checks that the audit topic keeps its entries.`,
 			if err != nil {
 				return failWith(2, err)
 			}
+			if a.tuneGC != nil {
+				gc, _ := parseGC(cfg.GCPercent, cfg.MemoryLimit) // validated by loadConfig
+				a.tuneGC(gc, a.environ, log)
+			}
 			obs, err := startObservability(cmd.Context(), observabilityConfig{
 				adminAddr: cfg.AdminAddr, environ: a.environ, log: log})
 			if err != nil {
