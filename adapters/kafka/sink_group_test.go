@@ -419,3 +419,53 @@ func TestSinkFailedRecordFailsTheCallersLaterRecordsOfItsPartition(t *testing.T)
 	}
 	assert.Equal(t, []string{"warm-up"}, got)
 }
+
+func TestSinkFollowsMovedLeaders(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, "out"))
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	var requests, refused atomic.Int64
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		requests.Add(1)
+		for _, rt := range req.(*kmsg.ProduceRequest).Topics {
+			for _, rp := range rt.Partitions {
+				if c.LeaderFor(rt.Topic, rp.Partition) != c.CurrentNode() {
+					refused.Add(1)
+				}
+			}
+		}
+		return nil, nil, false
+	})
+	s := newSink(t, brokers)
+	write := func(round int) {
+		t.Helper()
+		var ds []gateway.Disclosure
+		for k := range 12 {
+			ds = append(ds, gateway.Disclosure{Topic: "out", Key: fmt.Appendf(nil, "k%d", k), Value: fmt.Appendf(nil, "k%d-%d", k, round)})
+		}
+		require.NoError(t, s.Write(testCtx(t), ds...), "round %d", round)
+	}
+	// Records for partitions led by three brokers: one request per broker.
+	write(0)
+	// Every partition moves to the next broker: the old leaders refuse
+	// (NOT_LEADER_FOR_PARTITION), the sink fetches the metadata again and
+	// sends to the new ones.
+	for p := range int32(6) {
+		require.NoError(t, c.MoveTopicPartition("out", p, (c.LeaderFor("out", p)+1)%3))
+	}
+	write(1)
+	assert.Positive(t, refused.Load(), "the first write after the move went to the old leaders")
+	before := requests.Load()
+	write(2)
+	assert.LessOrEqual(t, requests.Load()-before, int64(3), "then one request per broker again")
+	got := map[string][]string{}
+	for _, m := range consumeAll(t, brokers, "out") {
+		got[string(m.Key)] = append(got[string(m.Key)], string(m.Value))
+	}
+	for k := range 12 {
+		key := fmt.Sprintf("k%d", k)
+		assert.Equal(t, []string{key + "-0", key + "-1", key + "-2"}, got[key], "each record once, in order, across the move")
+	}
+}
