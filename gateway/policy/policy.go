@@ -35,7 +35,6 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
 
 	"github.com/dgwproject/dgw/gateway"
 )
@@ -93,7 +92,7 @@ func (c *config) validate() error {
 // Decider answers what a recipient may receive, from one loaded policy
 // revision. It is safe for concurrent use.
 type Decider struct {
-	query      rego.PreparedEvalQuery
+	query      preparedQuery
 	revision   string
 	recipients []*gateway.Recipient
 	// views are the registry's recipients as the policy sees them, with
@@ -280,7 +279,7 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 // every context with the same key (the bool) unless it names a renamed
 // value; then the real context is evaluated and its decision is not
 // shared. view is r's view as a Rego value, or nil.
-func evaluateCanonical(ctx context.Context, q rego.PreparedEvalQuery, k *canon, members []member,
+func evaluateCanonical(ctx context.Context, q preparedQuery, k *canon, members []member,
 	dc *gateway.DecisionContext, r *gateway.Recipient, view ast.Value) (gateway.Decision, bool, error) {
 	c, rn := k.canonical(dc, members)
 	if !rn.overflow {
@@ -471,18 +470,18 @@ func viewValue(r *gateway.Recipient) (ast.Value, error) {
 var errMalformed = errors.New("malformed policy decision")
 
 // evaluate runs the prepared query and checks the shape of the result.
-func evaluate(ctx context.Context, q rego.PreparedEvalQuery, dc *gateway.DecisionContext, r *gateway.Recipient) (gateway.Decision, error) {
+func evaluate(ctx context.Context, q preparedQuery, dc *gateway.DecisionContext, r *gateway.Recipient) (gateway.Decision, error) {
 	return evaluateView(ctx, q, dc, r, nil)
 }
 
 // evaluateView is evaluate with the recipient's view as a Rego value (nil:
 // convert it).
-func evaluateView(ctx context.Context, q rego.PreparedEvalQuery, dc *gateway.DecisionContext, r *gateway.Recipient, view ast.Value) (gateway.Decision, error) {
+func evaluateView(ctx context.Context, q preparedQuery, dc *gateway.DecisionContext, r *gateway.Recipient, view ast.Value) (gateway.Decision, error) {
 	in, err := input(dc, r, view)
 	if err != nil {
 		return gateway.Decision{}, err
 	}
-	rs, err := q.Eval(ctx, rego.EvalParsedInput(in))
+	rs, err := q.eval(ctx, in)
 	if err != nil {
 		return gateway.Decision{}, fmt.Errorf("evaluate %s: %w", Query, err)
 	}

@@ -1,0 +1,137 @@
+package policy
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dgwproject/dgw/gateway"
+	"github.com/dgwproject/dgw/policies"
+)
+
+// The constants change how fast a decision is evaluated, never what it is.
+func TestConstantsDecisionsUnchanged(t *testing.T) {
+	d, err := New(t.Context(), policies.FS, WithCacheSize(0))
+	require.NoError(t, err)
+	require.Positive(t, d.query.consts.Len())
+	plain := preparedQuery{PreparedEvalQuery: d.query.PreparedEvalQuery}
+	dcs := streamContexts(t, 11, 150)
+	for i := range dcs {
+		for _, r := range d.recipients {
+			want, err := evaluate(t.Context(), plain, &dcs[i], r)
+			require.NoError(t, err)
+			got, err := evaluate(t.Context(), d.query, &dcs[i], r)
+			require.NoError(t, err)
+			require.Equal(t, want, got, "recipient %s, context %d", r.ID, i)
+		}
+	}
+}
+
+const constantsModule = `package dgw
+
+list := {x | some x in data.data.list}
+
+size := count(list) + 1
+
+grants.a.b := {"n": size}
+
+grants.c[k] := v if {
+	some k, v in data.data.obj
+	input.c
+}
+
+label[k] := v if some k, v in data.data.obj
+
+from_input := input.x
+
+keyed := data.data.obj[input.k]
+
+guarded := list if input.y
+
+now := time.now_ns()
+
+replaced := x if {
+	x := list with data.data.list as ["z"]
+}
+
+noisy := 1 if print("evaluated")
+
+add(x) := x + size
+
+decision := {
+	"list": list, "size": size, "grants": grants.a.b, "c": grants.c, "label": label,
+	"from_input": from_input, "keyed": keyed, "guarded": guarded, "now": now,
+	"replaced": replaced, "noisy": noisy, "add": add(1),
+}
+`
+
+func TestConstantsAnalysis(t *testing.T) {
+	c, problems := compile(map[string]*ast.Module{"p.rego": ast.MustParseModule(constantsModule)}, true)
+	require.Empty(t, problems)
+	st := inmem.NewFromObject(map[string]any{"data": map[string]any{
+		"list": []any{"x", "y"}, "obj": map[string]any{"p": "q"},
+	}})
+	k, err := findConstants(t.Context(), c, st, ast.MustParseRef(Query))
+	require.NoError(t, err)
+	var got []string
+	for _, cs := range k.byLast {
+		for _, x := range cs {
+			got = append(got, x.ref.String())
+		}
+	}
+	assert.ElementsMatch(t, []string{"data.dgw.list", "data.dgw.size", "data.dgw.grants.a.b", "data.dgw.label"}, got,
+		"rules reading input (directly, in a key, through another rule), clocks, prints, `with` and functions are not constant")
+	assert.Equal(t, 0, ast.MustParseTerm(`{"x", "y"}`).Value.Compare(k.get(ast.MustParseRef("data.dgw.list")).Value))
+	assert.Equal(t, 0, ast.MustParseTerm(`{"n": 3}`).Value.Compare(k.get(ast.MustParseRef("data.dgw.grants.a.b")).Value))
+	assert.Nil(t, k.get(ast.MustParseRef("data.dgw.grants.c")))
+	assert.Nil(t, k.get(ast.MustParseRef("data.dgw.grants.a")))
+
+	q, err := rego.New(rego.Query(Query), rego.Compiler(c), rego.Store(st)).PrepareForEval(t.Context())
+	require.NoError(t, err)
+	in := ast.MustParseTerm(`{"c": true, "x": 1, "k": "p", "y": true}`).Value
+	want, err := q.Eval(t.Context(), rego.EvalParsedInput(in))
+	require.NoError(t, err)
+	got2, err := preparedQuery{PreparedEvalQuery: q, consts: k}.eval(t.Context(), in)
+	require.NoError(t, err)
+	require.Len(t, got2, 1)
+	res := got2[0].Expressions[0].Value.(map[string]any)
+	delete(res, "now")
+	delete(want[0].Expressions[0].Value.(map[string]any), "now")
+	assert.Equal(t, want[0].Expressions[0].Value, res)
+	assert.Equal(t, []any{"z"}, res["replaced"], "inside `with` the constant is computed again")
+	assert.Equal(t, map[string]any{"p": "q"}, res["c"])
+}
+
+// Evaluations share the constants' values: they only read them.
+func TestConstantsConcurrent(t *testing.T) {
+	d, err := New(t.Context(), policies.FS, WithCacheSize(0))
+	require.NoError(t, err)
+	dcs := streamContexts(t, 13, 20)
+	want := make([][]gateway.Decision, len(dcs))
+	for i := range dcs {
+		for _, r := range d.recipients {
+			dec, err := evaluate(t.Context(), d.query, &dcs[i], r)
+			require.NoError(t, err)
+			want[i] = append(want[i], dec)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range dcs {
+				for j, r := range d.recipients {
+					dec, err := evaluate(context.Background(), d.query, &dcs[(i+g)%len(dcs)], r)
+					assert.NoError(t, err)
+					assert.Equal(t, want[(i+g)%len(dcs)][j], dec)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
