@@ -3,10 +3,12 @@ package dgw
 # The recipients registry (policies/data/recipients.json, loaded as
 # data.data.recipients). Each entry's scope is its data-sharing agreement:
 # event type -> leaf path -> allowed operators (DESIGN.md principle 2).
-registry_entry := entry if {
-	some entry in data.data.recipients
-	entry.id == input.recipient.id
-}
+registry_entry := registry_by_id[input.recipient.id]
+
+# The registry entries by id. It depends on the registry alone, so the
+# gateway computes it once per policy revision, and each decision looks its
+# recipient up directly instead of scanning the registry.
+registry_by_id := {entry.id: entry | some entry in data.data.recipients}
 
 # The contract scope for this event type; empty when the agreement does not
 # cover it.
@@ -63,8 +65,26 @@ input_type["recipient.country"] := type_name(input.recipient.country)
 
 input_type["recipient.safeguards"] := type_name(input.recipient.safeguards)
 
+# The members above all have their types (the gateway always sends them so).
+# One body of type tests answers this for nearly every decision; the
+# member-by-member check below runs only when it fails, to name the member.
+well_formed_input if {
+	is_string(input.event.type)
+	is_string(input.event.purpose)
+	is_array(input.event.route)
+	is_boolean(input.subject.minor)
+	is_boolean(input.subject.erased)
+	is_object(input.subject.consents)
+	is_array(input.subject.objections)
+	is_string(input.recipient.id)
+	is_string(input.recipient.type)
+	is_string(input.recipient.country)
+	is_array(input.recipient.safeguards)
+}
+
 # DESIGN.md principle 1: refuse what the rules cannot judge.
 refusal contains msg if {
+	not well_formed_input
 	some member, want in required_input
 	not input_type[member] == want
 	msg := sprintf("input %s is missing or not of type %s", [member, want])
