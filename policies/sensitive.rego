@@ -68,8 +68,8 @@ withheld contains path if some path in never_released[input.event.type]
 
 # Special-category fields the class grant names but this decision withholds.
 withheld_sensitive := {path |
-	some path, _ in grant.fields
-	path in withheld
+	some path in withheld
+	grant.fields[path]
 	path in sensitive_fields[input.event.type]
 }
 

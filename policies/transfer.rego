@@ -64,11 +64,12 @@ refusal contains msg if {
 	msg := no_mechanism_reason[regime]
 }
 
-no_mechanism_reason := {
-	"kz": sprintf("transfer to %s under Law 94-V Art 16: the country is not listed as ensuring protection, no ratified treaty or Kazakh law provides for it, and there is no consent \"cross_border\"", [input.recipient.country]),
-	"eu_gdpr": sprintf("transfer to %s under GDPR Chapter V: no adequacy decision covers the recipient, it has no Art 46 safeguard (scc, bcr), and no Art 49 derogation fits purpose %q", [input.recipient.country, input.event.purpose]),
-	"uk_gdpr": sprintf("transfer to %s under UK GDPR Chapter V: no adequacy regulation covers the recipient, it has no Art 46 safeguard (uk_idta, uk_addendum, bcr_uk), and no Art 49 derogation fits purpose %q", [input.recipient.country, input.event.purpose]),
-}
+# One reason per regime, each written only when that regime refuses.
+no_mechanism_reason["kz"] := sprintf("transfer to %s under Law 94-V Art 16: the country is not listed as ensuring protection, no ratified treaty or Kazakh law provides for it, and there is no consent \"cross_border\"", [input.recipient.country])
+
+no_mechanism_reason["eu_gdpr"] := sprintf("transfer to %s under GDPR Chapter V: no adequacy decision covers the recipient, it has no Art 46 safeguard (scc, bcr), and no Art 49 derogation fits purpose %q", [input.recipient.country, input.event.purpose])
+
+no_mechanism_reason["uk_gdpr"] := sprintf("transfer to %s under UK GDPR Chapter V: no adequacy regulation covers the recipient, it has no Art 46 safeguard (uk_idta, uk_addendum, bcr_uk), and no Art 49 derogation fits purpose %q", [input.recipient.country, input.event.purpose])
 
 # Law 94-V Art 16(1): the recipient's country ensures the protection of
 # personal data. No official list exists, so a country counts only when the
