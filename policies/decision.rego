@@ -69,10 +69,13 @@ rank_op := {rank: op | some op, rank in op_rank}
 # grant names it (fields.rego) and the recipient's contract scope allows an
 # operator at least as protective as the grant's; the most revealing such
 # operator is used. Withheld fields (sensitive.rego) are never released.
-release[path] := op if {
+release := object.remove(in_scope, withheld)
+
+# The fields of the class grant the contract scope allows, with their operator.
+in_scope := {path: op |
+	scope := recipient_scope
 	some path, wanted in grant.fields
-	not path in withheld
-	op := scope_op(recipient_scope[path], wanted)
+	op := scope_op(scope[path], wanted)
 }
 
 # The grant's own operator when the contract allows it, else the most
