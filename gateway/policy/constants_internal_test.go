@@ -20,17 +20,20 @@ func TestConstantsDecisionsUnchanged(t *testing.T) {
 	d, err := New(t.Context(), policies.FS, WithCacheSize(0))
 	require.NoError(t, err)
 	require.Positive(t, d.query.consts.Len())
+	require.NotEmpty(t, d.query.consts.keyed)
 	plain := preparedQuery{PreparedEvalQuery: d.query.PreparedEvalQuery}
 	dcs := streamContexts(t, 11, 150)
 	for i := range dcs {
 		for _, r := range d.recipients {
 			want, err := evaluate(t.Context(), plain, &dcs[i], r)
 			require.NoError(t, err)
-			got, err := evaluate(t.Context(), d.query, &dcs[i], r)
+			v := d.views[r.ID]
+			got, err := evaluateView(t.Context(), d.query, &dcs[i], r, &v)
 			require.NoError(t, err)
 			require.Equal(t, want, got, "recipient %s, context %d", r.ID, i)
 		}
 	}
+	assert.Positive(t, d.query.consts.nKey.Load())
 }
 
 const constantsModule = `package dgw
@@ -62,12 +65,27 @@ replaced := x if {
 
 noisy := 1 if print("evaluated")
 
+recipient := data.data.obj[input.recipient.id]
+
+typed := {"t": input.event.type, "p": input.event.purpose, "n": size, "r": recipient}
+
+routed := {"t": typed, "route": input.event.route}
+
+whole_event := count(input.event)
+
+missing_type := 1 if not input.event.type
+
+default has_type := true
+
+has_type := false if missing_type
+
 add(x) := x + size
 
 decision := {
 	"list": list, "size": size, "grants": grants.a.b, "c": grants.c, "label": label,
 	"from_input": from_input, "keyed": keyed, "guarded": guarded, "now": now,
 	"replaced": replaced, "noisy": noisy, "add": add(1),
+	"typed": typed, "routed": routed, "whole_event": whole_event, "has_type": has_type,
 }
 `
 
@@ -80,24 +98,46 @@ func TestConstantsAnalysis(t *testing.T) {
 	k, err := findConstants(t.Context(), c, st, ast.MustParseRef(Query))
 	require.NoError(t, err)
 	var got []string
-	for _, cs := range k.byLast {
+	for _, cs := range k.fixed.byLast {
 		for _, x := range cs {
 			got = append(got, x.ref.String())
 		}
 	}
 	assert.ElementsMatch(t, []string{"data.dgw.list", "data.dgw.size", "data.dgw.grants.a.b", "data.dgw.label"}, got,
 		"rules reading input (directly, in a key, through another rule), clocks, prints, `with` and functions are not constant")
-	assert.Equal(t, 0, ast.MustParseTerm(`{"x", "y"}`).Value.Compare(k.get(ast.MustParseRef("data.dgw.list")).Value))
-	assert.Equal(t, 0, ast.MustParseTerm(`{"n": 3}`).Value.Compare(k.get(ast.MustParseRef("data.dgw.grants.a.b")).Value))
-	assert.Nil(t, k.get(ast.MustParseRef("data.dgw.grants.c")))
-	assert.Nil(t, k.get(ast.MustParseRef("data.dgw.grants.a")))
+	var keyed []string
+	for _, ref := range k.keyed {
+		keyed = append(keyed, ref.String())
+	}
+	assert.ElementsMatch(t, []string{"data.dgw.recipient", "data.dgw.typed", "data.dgw.missing_type", "data.dgw.has_type"}, keyed,
+		"only the recipient, the event type and purpose: not another member, nor the event as a whole")
+	value := func(v *docValues, ref string) ast.Value {
+		d, ok := v.get(ast.MustParseRef(ref))
+		if !ok || d.value == nil {
+			return nil
+		}
+		return d.value.Value
+	}
+	assert.Equal(t, 0, ast.MustParseTerm(`{"x", "y"}`).Value.Compare(value(&k.fixed, "data.dgw.list")))
+	assert.Equal(t, 0, ast.MustParseTerm(`{"n": 3}`).Value.Compare(value(&k.fixed, "data.dgw.grants.a.b")))
+	assert.Nil(t, value(&k.fixed, "data.dgw.grants.c"))
+	assert.Nil(t, value(&k.fixed, "data.dgw.grants.a"))
+
+	view := ast.MustParseTerm(`{"id": "p"}`).Value
+	kv := k.forKey(t.Context(), keyKey{recipient: 0, typ: "booking", purpose: "contract"}, view)
+	require.NotNil(t, kv)
+	assert.Equal(t, 0, ast.MustParseTerm(`{"t": "booking", "p": "contract", "n": 3, "r": "q"}`).Value.Compare(value(kv, "data.dgw.typed")))
+	und, ok := kv.get(ast.MustParseRef("data.dgw.missing_type"))
+	assert.True(t, ok && und.undefined, "an undefined document is kept as undefined")
+	assert.Same(t, kv, k.forKey(t.Context(), keyKey{recipient: 0, typ: "booking", purpose: "contract"}, view), "computed once")
 
 	q, err := rego.New(rego.Query(Query), rego.Compiler(c), rego.Store(st)).PrepareForEval(t.Context())
 	require.NoError(t, err)
-	in := ast.MustParseTerm(`{"c": true, "x": 1, "k": "p", "y": true}`).Value
+	in := ast.MustParseTerm(`{"c": true, "x": 1, "k": "p", "y": true, "recipient": {"id": "p"},
+		"event": {"type": "booking", "purpose": "contract", "route": ["KZ"]}}`).Value
 	want, err := q.Eval(t.Context(), rego.EvalParsedInput(in))
 	require.NoError(t, err)
-	got2, err := preparedQuery{PreparedEvalQuery: q, consts: k}.eval(t.Context(), in)
+	got2, err := preparedQuery{PreparedEvalQuery: q, consts: k}.eval(t.Context(), in, kv)
 	require.NoError(t, err)
 	require.Len(t, got2, 1)
 	res := got2[0].Expressions[0].Value.(map[string]any)
@@ -126,7 +166,8 @@ func TestConstantsConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range dcs {
 				for j, r := range d.recipients {
-					dec, err := evaluate(context.Background(), d.query, &dcs[(i+g)%len(dcs)], r)
+					v := d.views[r.ID]
+					dec, err := evaluateView(context.Background(), d.query, &dcs[(i+g)%len(dcs)], r, &v)
 					assert.NoError(t, err)
 					assert.Equal(t, want[(i+g)%len(dcs)][j], dec)
 				}

@@ -253,9 +253,9 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 		err       error
 		shareable = cached
 	)
-	var view ast.Value
+	var view *recipientView
 	if registered {
-		view = v.val
+		view = &v
 	}
 	if cached && d.proj.canon != nil {
 		dec, shareable, err = evaluateCanonical(ctx, d.query, d.proj.canon, d.proj.members, dc, r, view)
@@ -278,9 +278,9 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 // countries and codes renamed (canon.go). The decision may be shared by
 // every context with the same key (the bool) unless it names a renamed
 // value; then the real context is evaluated and its decision is not
-// shared. view is r's view as a Rego value, or nil.
+// shared. view is r's registry view (r is the registered recipient), or nil.
 func evaluateCanonical(ctx context.Context, q preparedQuery, k *canon, members []member,
-	dc *gateway.DecisionContext, r *gateway.Recipient, view ast.Value) (gateway.Decision, bool, error) {
+	dc *gateway.DecisionContext, r *gateway.Recipient, view *recipientView) (gateway.Decision, bool, error) {
 	c, rn := k.canonical(dc, members)
 	if !rn.overflow {
 		dec, err := evaluateView(ctx, q, &c, r, view)
@@ -474,14 +474,24 @@ func evaluate(ctx context.Context, q preparedQuery, dc *gateway.DecisionContext,
 	return evaluateView(ctx, q, dc, r, nil)
 }
 
-// evaluateView is evaluate with the recipient's view as a Rego value (nil:
-// convert it).
-func evaluateView(ctx context.Context, q preparedQuery, dc *gateway.DecisionContext, r *gateway.Recipient, view ast.Value) (gateway.Decision, error) {
-	in, err := input(dc, r, view)
+// evaluateView is evaluate for a registered recipient: view is r's
+// registry view (nil: r is not known to be registered; convert it). A
+// registered recipient's decisions reuse what the policy computes from the
+// recipient, event type and purpose alone (constants.go).
+func evaluateView(ctx context.Context, q preparedQuery, dc *gateway.DecisionContext, r *gateway.Recipient, view *recipientView) (gateway.Decision, error) {
+	var (
+		val   ast.Value
+		keyed *docValues
+	)
+	if view != nil {
+		val = view.val
+		keyed = q.consts.forKey(ctx, keyKey{recipient: view.index, typ: dc.Event.Type, purpose: dc.Event.Purpose}, view.val)
+	}
+	in, err := input(dc, r, val)
 	if err != nil {
 		return gateway.Decision{}, err
 	}
-	rs, err := q.eval(ctx, in)
+	rs, err := q.eval(ctx, in, keyed)
 	if err != nil {
 		return gateway.Decision{}, fmt.Errorf("evaluate %s: %w", Query, err)
 	}
