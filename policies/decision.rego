@@ -52,6 +52,16 @@ else := {}
 # They name purposes, classes, countries and field paths, never values.
 reasons := sort(((refusal | nothing_released) | notes))
 
+# Refusals that follow from the recipient and the event's type and purpose
+# alone (registry.rego, classes.rego: unknown recipient or class, registry
+# mismatch, no contract or grant for the event type, purpose limitation).
+# They are refusals like any other; they are kept apart only so that the
+# gateway computes them once per registered recipient, event type and
+# purpose instead of for every decision (gateway/policy/constants.go). A
+# rule here that reads more of the input is still correct, only computed
+# for every decision again.
+refusal contains msg if some msg in recipient_refusal
+
 # DESIGN.md principle 1: an allowed disclosure with no field would only tell
 # the recipient that the passenger exists.
 nothing_released contains msg if {
@@ -73,9 +83,8 @@ release := object.remove(in_scope, withheld)
 
 # The fields of the class grant the contract scope allows, with their operator.
 in_scope := {path: op |
-	scope := recipient_scope
 	some path, wanted in grant.fields
-	op := scope_op(scope[path], wanted)
+	op := scope_op(recipient_scope[path], wanted)
 }
 
 # The grant's own operator when the contract allows it, else the most

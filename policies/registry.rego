@@ -17,7 +17,7 @@ default recipient_scope := {}
 recipient_scope := registry_entry.scope[input.event.type]
 
 # DESIGN.md principle 1: an unknown recipient receives nothing.
-refusal contains msg if {
+recipient_refusal contains msg if {
 	not registry_entry
 	msg := sprintf("recipient %q is not in the recipients registry", [input.recipient.id])
 }
@@ -92,7 +92,7 @@ refusal contains msg if {
 
 # The recipient as given must be the registered one: class and country decide
 # every rule below, so a mismatch is refused rather than trusted.
-refusal contains msg if {
+recipient_refusal contains msg if {
 	some key in ["type", "country"]
 	registry_entry[key] != input.recipient[key]
 	msg := sprintf("recipient %q: %s differs from the registry", [input.recipient.id, key])
@@ -100,7 +100,7 @@ refusal contains msg if {
 
 # §11 and §9.1: recipients get data only under a contract; an event type the
 # agreement does not cover is refused.
-refusal contains msg if {
+recipient_refusal contains msg if {
 	registry_entry
 	not registry_entry.scope[input.event.type]
 	msg := sprintf("the contract of recipient %q does not cover %s events", [input.recipient.id, input.event.type])
