@@ -59,8 +59,8 @@ sensitive_allowed if {
 
 # GDPR Art 9(1): special categories are withheld unless sensitive_allowed.
 withheld contains path if {
-	some path in sensitive_fields[input.event.type]
 	not sensitive_allowed
+	some path in sensitive_fields[input.event.type]
 }
 
 # PCI DSS 3.3.1.2: never, whatever the class or consent.

@@ -33,16 +33,15 @@ transfer_mechanisms["eu_gdpr"] := eu_mechanism if "eu_gdpr" in abroad
 
 transfer_mechanisms["uk_gdpr"] := uk_mechanism if "uk_gdpr" in abroad
 
-# Per regime: "domestic" when it sees no transfer, "none" when no mechanism fits.
-regime_mechanisms[regime] := object.get(transfer_mechanisms, regime, "none") if {
-	some regime in regimes
-	regime in abroad
-}
-
-regime_mechanisms[regime] := "domestic" if {
-	some regime in regimes
-	not regime in abroad
-}
+# Per regime: "domestic" when it sees no transfer; for a regime that does,
+# its mechanism, or "none" when no mechanism fits.
+regime_mechanisms := object.union(
+	{regime: "domestic" | some regime in regimes},
+	{regime: object.get(transfer_mechanisms, regime, "none") |
+		some regime in abroad
+		regime in regimes
+	},
+)
 
 # The decision's transfer document (README.md, "Output").
 transfer := {
