@@ -79,7 +79,9 @@ rank_op := {rank: op | some op, rank in op_rank}
 # grant names it (fields.rego) and the recipient's contract scope allows an
 # operator at least as protective as the grant's; the most revealing such
 # operator is used. Withheld fields (sensitive.rego) are never released.
-release := object.remove(in_scope, withheld)
+# One rule per field (not one object), so that another module may add to it;
+# `dgw policy check` holds any addition to the contract scopes.
+release[path] := op if some path, op in object.remove(in_scope, withheld)
 
 # The fields of the class grant the contract scope allows, with their operator.
 in_scope := {path: op |
