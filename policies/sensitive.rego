@@ -67,10 +67,13 @@ withheld contains path if {
 withheld contains path if some path in never_released[input.event.type]
 
 # Special-category fields the class grant names but this decision withholds.
-withheld_sensitive := {path |
-	some path in withheld
+withheld_sensitive := granted_sensitive & withheld
+
+# Special-category fields the class grant names (they depend on the class
+# and the event type alone: the gateway computes them once per recipient).
+granted_sensitive := {path |
+	some path in sensitive_fields[input.event.type]
 	grant.fields[path]
-	path in sensitive_fields[input.event.type]
 }
 
 # GDPR Art 9(2)(a), (c): tell the DPO what was withheld for want of a ground.
