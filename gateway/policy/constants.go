@@ -37,10 +37,13 @@ type constants struct {
 	// keyed are the documents that read the recipient, the event type and
 	// purpose only; byKey holds their values per keyKey.
 	keyed []ast.Ref
-	byKey sync.Map // keyKey -> *docValues
-	nKey  atomic.Int64
-	c     *ast.Compiler
-	st    storage.Store
+	// keyedQuery evaluates them all at once: xN = [v | v = keyed[N]], so
+	// that an undefined document is an empty array.
+	keyedQuery ast.Body
+	byKey      sync.Map // keyKey -> *docValues
+	nKey       atomic.Int64
+	c          *ast.Compiler
+	st         storage.Store
 }
 
 // maxKeyed bounds the (recipient, event type, purpose) triples kept: event
@@ -125,6 +128,11 @@ func findConstants(ctx context.Context, c *ast.Compiler, st storage.Store, query
 			k.keyed = append(k.keyed, doc)
 		}
 	}
+	for i, doc := range k.keyed {
+		v := ast.VarTerm(fmt.Sprintf("v%d", i))
+		k.keyedQuery = append(k.keyedQuery, ast.Equality.Expr(keyedVar(i),
+			ast.ArrayComprehensionTerm(v, ast.NewBody(ast.Equality.Expr(v, ast.NewTerm(doc))))))
+	}
 	txn, err := st.NewTransaction(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("constant documents: %w", err)
@@ -183,11 +191,27 @@ func (k *constants) forKey(ctx context.Context, key keyKey, view ast.Value) *doc
 		return nil
 	}
 	defer k.st.Abort(ctx, txn)
-	vc := k.cache(nil)
 	v := &docValues{}
-	for _, doc := range k.keyed {
-		if val, ok := evalDoc(ctx, k.c, k.st, txn, doc, ast.NewTerm(in), vc); ok {
-			v.add(doc, val)
+	rs, err := topdown.NewQuery(k.keyedQuery).WithCompiler(k.c).WithStore(k.st).WithTransaction(txn).
+		WithInput(ast.NewTerm(in)).WithVirtualCache(k.cache(nil)).Run(ctx)
+	if err == nil && len(rs) == 1 {
+		for i, doc := range k.keyed {
+			if a, ok := rs[0][keyedVar(i).Value.(ast.Var)].Value.(*ast.Array); ok && a.Len() <= 1 {
+				var val *ast.Term
+				if a.Len() == 1 {
+					val = a.Elem(0)
+				}
+				v.add(doc, val)
+			}
+		}
+	} else {
+		// One of them fails (a conflict, say): keep the others, each
+		// evaluated on its own (a failed evaluation may leave values in its
+		// cache that it would not have confirmed).
+		for _, doc := range k.keyed {
+			if val, ok := evalDoc(ctx, k.c, k.st, txn, doc, ast.NewTerm(in), k.cache(nil)); ok {
+				v.add(doc, val)
+			}
 		}
 	}
 	if prev, loaded := k.byKey.LoadOrStore(key, v); loaded {
@@ -196,6 +220,8 @@ func (k *constants) forKey(ctx context.Context, key keyKey, view ast.Value) *doc
 	k.nKey.Add(1)
 	return v
 }
+
+func keyedVar(i int) *ast.Term { return ast.VarTerm(fmt.Sprintf("x%d", i)) }
 
 // cache is a virtual-document cache for one evaluation that starts with
 // the documents that read no input and those of keyed (nil: none).

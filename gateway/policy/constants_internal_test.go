@@ -176,3 +176,38 @@ func TestConstantsConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A keyed document that fails to evaluate is left out; the others are kept,
+// and evaluation fails as it would without them.
+func TestConstantsKeyedConflict(t *testing.T) {
+	const module = `package dgw
+
+typed := {"t": input.event.type}
+
+clash := 1 if input.recipient.id == "p"
+
+clash := 2 if input.event.type == "booking"
+
+decision := {"typed": typed, "clash": clash}
+`
+	c, problems := compile(map[string]*ast.Module{"p.rego": ast.MustParseModule(module)}, true)
+	require.Empty(t, problems)
+	st := inmem.New()
+	k, err := findConstants(t.Context(), c, st, ast.MustParseRef(Query))
+	require.NoError(t, err)
+	require.Len(t, k.keyed, 3) // typed, clash, decision
+	kv := k.forKey(t.Context(), keyKey{typ: "booking", purpose: "contract"}, ast.MustParseTerm(`{"id": "p"}`).Value)
+	require.NotNil(t, kv)
+	_, ok := kv.get(ast.MustParseRef("data.dgw.typed"))
+	assert.True(t, ok)
+	_, ok = kv.get(ast.MustParseRef("data.dgw.clash"))
+	assert.False(t, ok)
+	_, ok = kv.get(ast.MustParseRef("data.dgw.decision"))
+	assert.False(t, ok)
+
+	q, err := rego.New(rego.Query(Query), rego.Compiler(c), rego.Store(st)).PrepareForEval(t.Context())
+	require.NoError(t, err)
+	in := ast.MustParseTerm(`{"recipient": {"id": "p"}, "event": {"type": "booking", "purpose": "contract"}}`).Value
+	_, err = preparedQuery{PreparedEvalQuery: q, consts: k}.eval(t.Context(), in, kv)
+	require.ErrorContains(t, err, "conflict")
+}
