@@ -69,13 +69,19 @@ input_type["recipient.safeguards"] := type_name(input.recipient.safeguards)
 # One body of type tests answers this for nearly every decision; the
 # member-by-member check below runs only when it fails, to name the member.
 well_formed_input if {
-	is_string(input.event.type)
-	is_string(input.event.purpose)
+	well_formed_recipient
 	is_array(input.event.route)
 	is_boolean(input.subject.minor)
 	is_boolean(input.subject.erased)
 	is_object(input.subject.consents)
 	is_array(input.subject.objections)
+}
+
+# The members among them that come with the recipient and the event's type
+# and purpose (the gateway checks these once per recipient, type and purpose).
+well_formed_recipient if {
+	is_string(input.event.type)
+	is_string(input.event.purpose)
 	is_string(input.recipient.id)
 	is_string(input.recipient.type)
 	is_string(input.recipient.country)
