@@ -66,8 +66,12 @@ withheld contains path if {
 # PCI DSS 3.3.1.2: never, whatever the class or consent.
 withheld contains path if some path in never_released[input.event.type]
 
-# Special-category fields the class grant names but this decision withholds.
-withheld_sensitive := granted_sensitive & withheld
+# Special-category fields the class grant names but this decision withholds
+# (most grants name none: then withheld need not be worked out for this).
+withheld_sensitive := {path |
+	some path in granted_sensitive
+	path in withheld
+}
 
 # Special-category fields the class grant names (they depend on the class
 # and the event type alone: the gateway computes them once per recipient).
