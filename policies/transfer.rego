@@ -35,13 +35,11 @@ transfer_mechanisms["uk_gdpr"] := uk_mechanism if "uk_gdpr" in abroad
 
 # Per regime: "domestic" when it sees no transfer; for a regime that does,
 # its mechanism, or "none" when no mechanism fits.
-regime_mechanisms := object.union(
+regime_mechanisms := object.union_n([
 	{regime: "domestic" | some regime in regimes},
-	{regime: object.get(transfer_mechanisms, regime, "none") |
-		some regime in abroad
-		regime in regimes
-	},
-)
+	{regime: "none" | some regime in abroad; regime in regimes},
+	{regime: m | some regime in abroad; regime in regimes; m := transfer_mechanisms[regime]},
+])
 
 # The decision's transfer document (README.md, "Output").
 transfer := {
