@@ -113,9 +113,21 @@ func (k *constants) Len() int {
 // document whose evaluation fails or is undefined is left out: evaluation
 // then computes it as before.
 func findConstants(ctx context.Context, c *ast.Compiler, st storage.Store, query ast.Ref) (*constants, error) {
-	a := constAnalysis{c: c, level: map[*ast.Rule]inputLevel{}, docs: map[string]ast.Ref{}}
+	a := constAnalysis{c: c, level: map[*ast.Rule]inputLevel{}, docs: map[string]ast.Ref{}, deps: map[*ast.Rule][]*ast.Rule{}}
+	// The documents a decision looks up: the query's, and those a rule that
+	// is evaluated for every decision (a function, or a rule of a document
+	// that reads more than the recipient) refers to.
+	lookedUp := map[string]bool{}
 	for _, r := range c.GetRulesDynamicWithOpts(query, ast.RulesOptions{}) {
 		a.ruleLevel(r)
+		lookedUp[r.Ref().GroundPrefix().String()] = true
+	}
+	for r, deps := range a.deps {
+		if len(r.Head.Args) > 0 || a.docLevel(r.Ref().GroundPrefix()) == readsMore {
+			for _, o := range deps {
+				lookedUp[o.Ref().GroundPrefix().String()] = true
+			}
+		}
 	}
 	k := &constants{c: c, st: st}
 	var fixed []ast.Ref
@@ -125,7 +137,12 @@ func findConstants(ctx context.Context, c *ast.Compiler, st storage.Store, query
 		case readsNothing:
 			fixed = append(fixed, doc)
 		case readsRecipient:
-			k.keyed = append(k.keyed, doc)
+			// Only those a decision looks up: the others (grants.it_provider,
+			// say, for every event type) are computed as a kept one needs
+			// them, for its type.
+			if lookedUp[name] {
+				k.keyed = append(k.keyed, doc)
+			}
 		}
 	}
 	for i, doc := range k.keyed {
@@ -270,7 +287,8 @@ const (
 type constAnalysis struct {
 	c     *ast.Compiler
 	level map[*ast.Rule]inputLevel
-	docs  map[string]ast.Ref // rule path (ground prefix) -> path
+	docs  map[string]ast.Ref        // rule path (ground prefix) -> path
+	deps  map[*ast.Rule][]*ast.Rule // the rules each rule refers to
 }
 
 // docLevel is the level of a document: that of its rules (at, under or
@@ -362,13 +380,16 @@ func (a *constAnalysis) ruleLevel(r *ast.Rule) inputLevel {
 		}
 		visit(x.Body)
 	}
+	var deps []*ast.Rule
 	for _, ref := range refs {
 		for _, o := range a.c.GetRulesDynamicWithOpts(ref, ast.RulesOptions{}) {
 			if o != r {
 				l = max(l, a.ruleLevel(o))
+				deps = append(deps, o)
 			}
 		}
 	}
+	a.deps[r] = deps
 	a.level[r] = l
 	return l
 }
