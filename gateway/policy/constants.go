@@ -21,10 +21,12 @@ import (
 //     classes, the class grants, the operator ranks, ...) are computed once
 //     per policy revision, when the query is prepared.
 //   - Documents whose only input is the recipient (input.recipient) and the
-//     event's type and purpose (the registry entry, the contract scope, the
-//     grant, ...) are computed once per registered recipient, event type
-//     and purpose, the first time a decision needs them, and kept with the
-//     revision (at most maxKeyed such triples).
+//     event's type and purpose (the contract scope, the grant, the fields
+//     it allows, the refusals that follow from them, ...) are kept per
+//     registered recipient, event type and purpose once a decision has
+//     computed them (at most maxKeyed such triples), if its evaluation
+//     succeeded: a failed evaluation (a conflict) may leave values in its
+//     cache that it would not have confirmed.
 //
 // Every evaluation starts with them in its virtual-document cache
 // (constCache); evaluation is otherwise the same, so a decision is the same
@@ -35,15 +37,13 @@ import (
 type constants struct {
 	fixed docValues // read no input
 	// keyed are the documents that read the recipient, the event type and
-	// purpose only; byKey holds their values per keyKey.
-	keyed []ast.Ref
-	// keyedQuery evaluates them all at once: xN = [v | v = keyed[N]], so
-	// that an undefined document is an empty array.
-	keyedQuery ast.Body
-	byKey      sync.Map // keyKey -> *docValues
-	nKey       atomic.Int64
-	c          *ast.Compiler
-	st         storage.Store
+	// purpose only (and that a decision looks up); isKeyed indexes them (no
+	// values); byKey holds their values per keyKey.
+	keyed   []ast.Ref
+	isKeyed docValues
+	byKey   sync.Map // keyKey -> *docValues, never modified once stored
+	nKey    atomic.Int64
+	mu      sync.Mutex // serialises keep
 }
 
 // maxKeyed bounds the (recipient, event type, purpose) triples kept: event
@@ -129,7 +129,7 @@ func findConstants(ctx context.Context, c *ast.Compiler, st storage.Store, query
 			}
 		}
 	}
-	k := &constants{c: c, st: st}
+	k := &constants{}
 	var fixed []ast.Ref
 	for _, name := range sortedKeys(a.docs) {
 		doc := a.docs[name]
@@ -142,13 +142,9 @@ func findConstants(ctx context.Context, c *ast.Compiler, st storage.Store, query
 			// them, for its type.
 			if lookedUp[name] {
 				k.keyed = append(k.keyed, doc)
+				k.isKeyed.add(doc, nil)
 			}
 		}
-	}
-	for i, doc := range k.keyed {
-		v := ast.VarTerm(fmt.Sprintf("v%d", i))
-		k.keyedQuery = append(k.keyedQuery, ast.Equality.Expr(keyedVar(i),
-			ast.ArrayComprehensionTerm(v, ast.NewBody(ast.Equality.Expr(v, ast.NewTerm(doc))))))
 	}
 	txn, err := st.NewTransaction(ctx)
 	if err != nil {
@@ -183,78 +179,81 @@ func evalDoc(ctx context.Context, c *ast.Compiler, st storage.Store, txn storage
 	return rs[0][x.Value.(ast.Var)], true
 }
 
-// forKey returns the values of the keyed documents for a registered
-// recipient (its position and policy view) and an event type and purpose,
-// computing them the first time; nil when there are none to keep.
-func (k *constants) forKey(ctx context.Context, key keyKey, view ast.Value) *docValues {
-	if k == nil || len(k.keyed) == 0 {
-		return nil
-	}
+// kept are the kept values of the keyed documents for a key, or nil.
+func (k *constants) kept(key keyKey) *docValues {
 	if v, ok := k.byKey.Load(key); ok {
 		return v.(*docValues)
 	}
-	if k.nKey.Load() >= maxKeyed {
-		return nil
-	}
-	// Exactly the members these documents read.
-	in := ast.NewObject(
-		ast.Item(ast.InternedTerm("recipient"), ast.NewTerm(view)),
-		ast.Item(ast.InternedTerm("event"), ast.ObjectTerm(
-			ast.Item(ast.InternedTerm("type"), ast.StringTerm(key.typ)),
-			ast.Item(ast.InternedTerm("purpose"), ast.StringTerm(key.purpose)))),
-	)
-	txn, err := k.st.NewTransaction(ctx)
-	if err != nil {
-		return nil
-	}
-	defer k.st.Abort(ctx, txn)
-	v := &docValues{}
-	rs, err := topdown.NewQuery(k.keyedQuery).WithCompiler(k.c).WithStore(k.st).WithTransaction(txn).
-		WithInput(ast.NewTerm(in)).WithVirtualCache(k.cache(nil)).Run(ctx)
-	if err == nil && len(rs) == 1 {
-		for i, doc := range k.keyed {
-			if a, ok := rs[0][keyedVar(i).Value.(ast.Var)].Value.(*ast.Array); ok && a.Len() <= 1 {
-				var val *ast.Term
-				if a.Len() == 1 {
-					val = a.Elem(0)
-				}
-				v.add(doc, val)
-			}
-		}
-	} else {
-		// One of them fails (a conflict, say): keep the others, each
-		// evaluated on its own (a failed evaluation may leave values in its
-		// cache that it would not have confirmed).
-		for _, doc := range k.keyed {
-			if val, ok := evalDoc(ctx, k.c, k.st, txn, doc, ast.NewTerm(in), k.cache(nil)); ok {
-				v.add(doc, val)
-			}
-		}
-	}
-	if prev, loaded := k.byKey.LoadOrStore(key, v); loaded {
-		return prev.(*docValues)
-	}
-	k.nKey.Add(1)
-	return v
+	return nil
 }
 
-func keyedVar(i int) *ast.Term { return ast.VarTerm(fmt.Sprintf("x%d", i)) }
+// keep adds the values of keyed documents a successful evaluation for key
+// computed.
+func (k *constants) keep(key keyKey, computed []docValue) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	old := k.kept(key)
+	if old == nil && k.nKey.Load() >= maxKeyed {
+		return
+	}
+	v := &docValues{}
+	if old != nil {
+		for _, ds := range old.byLast {
+			for _, d := range ds {
+				v.add(d.ref, d.value)
+			}
+		}
+	}
+	for _, d := range computed {
+		if _, dup := v.get(d.ref); !dup {
+			v.add(d.ref, d.value)
+		}
+	}
+	k.byKey.Store(key, v)
+	if old == nil {
+		k.nKey.Add(1)
+	}
+}
 
 // cache is a virtual-document cache for one evaluation that starts with
-// the documents that read no input and those of keyed (nil: none).
-func (k *constants) cache(keyed *docValues) topdown.VirtualCache {
-	return &constCache{k: k, keyed: keyed, VirtualCache: topdown.NewVirtualCache()}
+// the documents that read no input and, with a key, those kept for it.
+func (k *constants) cache(key *keyKey) *constCache {
+	c := &constCache{k: k, key: key, VirtualCache: topdown.NewVirtualCache()}
+	if key != nil && len(k.keyed) > 0 {
+		c.keyed = k.kept(*key)
+	}
+	return c
 }
 
 // constCache answers the constants from k and keyed, and everything else
-// from the evaluation's own cache. Inside a `with` (a pushed frame) it
-// answers nothing from them: `with` may replace what they were computed
-// from.
+// from the evaluation's own cache; with a key, it notes the keyed
+// documents the evaluation computes (computed). Inside a `with` (a pushed
+// frame) it neither answers nor notes them: `with` may replace what they
+// are computed from.
 type constCache struct {
 	topdown.VirtualCache
-	k      *constants
-	keyed  *docValues
-	frames int
+	k        *constants
+	key      *keyKey
+	keyed    *docValues
+	computed []docValue
+	frames   int
+}
+
+func (c *constCache) Put(ref ast.Ref, value *ast.Term) {
+	if c.key != nil && c.frames == 0 {
+		if d, ok := c.k.isKeyed.get(ref); ok {
+			// d.ref, not ref: the evaluator reuses ref's backing array.
+			c.computed = append(c.computed, docValue{ref: d.ref, value: value, undefined: value == nil})
+		}
+	}
+	c.VirtualCache.Put(ref, value)
+}
+
+// done keeps what a successful evaluation computed.
+func (c *constCache) done() {
+	if len(c.computed) > 0 {
+		c.k.keep(*c.key, c.computed)
+	}
 }
 
 func (c *constCache) Push() { c.frames++; c.VirtualCache.Push() }
@@ -401,11 +400,16 @@ type preparedQuery struct {
 	consts *constants
 }
 
-// eval evaluates the query for one input; keyed are the values of the
-// keyed documents for its recipient, event type and purpose, or nil.
-func (q preparedQuery) eval(ctx context.Context, in ast.Value, keyed *docValues) (rego.ResultSet, error) {
-	if q.consts.Len() == 0 && keyed == nil {
+// eval evaluates the query for one input; key is its registered
+// recipient, event type and purpose, or nil.
+func (q preparedQuery) eval(ctx context.Context, in ast.Value, key *keyKey) (rego.ResultSet, error) {
+	if q.consts == nil {
 		return q.Eval(ctx, rego.EvalParsedInput(in))
 	}
-	return q.Eval(ctx, rego.EvalParsedInput(in), rego.EvalVirtualCache(q.consts.cache(keyed)))
+	c := q.consts.cache(key)
+	rs, err := q.Eval(ctx, rego.EvalParsedInput(in), rego.EvalVirtualCache(c))
+	if err == nil {
+		c.done()
+	}
+	return rs, err
 }

@@ -124,27 +124,32 @@ func TestConstantsAnalysis(t *testing.T) {
 	assert.Nil(t, value(&k.fixed, "data.dgw.grants.c"))
 	assert.Nil(t, value(&k.fixed, "data.dgw.grants.a"))
 
-	view := ast.MustParseTerm(`{"id": "p"}`).Value
-	kv := k.forKey(t.Context(), keyKey{recipient: 0, typ: "booking", purpose: "contract"}, view)
-	require.NotNil(t, kv)
-	assert.Equal(t, 0, ast.MustParseTerm(`{"t": "booking", "p": "contract", "n": 3, "r": "q"}`).Value.Compare(value(kv, "data.dgw.typed")))
-	und, ok := kv.get(ast.MustParseRef("data.dgw.missing_type"))
-	assert.True(t, ok && und.undefined, "an undefined document is kept as undefined")
-	assert.Same(t, kv, k.forKey(t.Context(), keyKey{recipient: 0, typ: "booking", purpose: "contract"}, view), "computed once")
-
 	q, err := rego.New(rego.Query(Query), rego.Compiler(c), rego.Store(st)).PrepareForEval(t.Context())
 	require.NoError(t, err)
 	in := ast.MustParseTerm(`{"c": true, "x": 1, "k": "p", "y": true, "recipient": {"id": "p"},
 		"event": {"type": "booking", "purpose": "contract", "route": ["KZ"]}}`).Value
 	want, err := q.Eval(t.Context(), rego.EvalParsedInput(in))
 	require.NoError(t, err)
-	got2, err := preparedQuery{PreparedEvalQuery: q, consts: k}.eval(t.Context(), in, kv)
+	pq := preparedQuery{PreparedEvalQuery: q, consts: k}
+	key := keyKey{recipient: 0, typ: "booking", purpose: "contract"}
+	require.Nil(t, k.kept(key))
+	got2, err := pq.eval(t.Context(), in, &key)
 	require.NoError(t, err)
+	kv := k.kept(key)
+	require.NotNil(t, kv, "kept after the first evaluation")
+	assert.Equal(t, 0, ast.MustParseTerm(`{"t": "booking", "p": "contract", "n": 3, "r": "q"}`).Value.Compare(value(kv, "data.dgw.typed")))
+	und, ok := kv.get(ast.MustParseRef("data.dgw.missing_type"))
+	assert.True(t, ok && und.undefined, "an undefined document is kept as undefined")
+	got3, err := pq.eval(t.Context(), in, &key)
+	require.NoError(t, err)
+	assert.Same(t, kv, k.kept(key), "nothing left to keep")
 	require.Len(t, got2, 1)
 	res := got2[0].Expressions[0].Value.(map[string]any)
 	delete(res, "now")
 	delete(want[0].Expressions[0].Value.(map[string]any), "now")
+	delete(got3[0].Expressions[0].Value.(map[string]any), "now")
 	assert.Equal(t, want[0].Expressions[0].Value, res)
+	assert.Equal(t, res, got3[0].Expressions[0].Value, "with the kept values")
 	assert.Equal(t, []any{"z"}, res["replaced"], "inside `with` the constant is computed again")
 	assert.Equal(t, map[string]any{"p": "q"}, res["c"])
 }
@@ -178,8 +183,8 @@ func TestConstantsConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-// A keyed document that fails to evaluate is left out; the others are kept,
-// and evaluation fails as it would without them.
+// A failed evaluation keeps nothing: the values in its cache may be ones it
+// would not have confirmed (here clash is 1 until its second rule conflicts).
 func TestConstantsKeyedConflict(t *testing.T) {
 	const module = `package dgw
 
@@ -189,22 +194,21 @@ clash := 1 if input.recipient.id == "p"
 
 clash := 2 if input.event.type == "booking"
 
-decision := {"typed": typed, "clash": clash}
+decision := {"typed": typed, "clash": clash, "route": input.event.route}
 `
 	c, problems := compile(map[string]*ast.Module{"p.rego": ast.MustParseModule(module)}, true)
 	require.Empty(t, problems)
 	st := inmem.New()
 	k, err := findConstants(t.Context(), c, st, ast.MustParseRef(Query))
 	require.NoError(t, err)
-	require.Len(t, k.keyed, 1) // decision; typed and clash are looked up by decision only
-	kv := k.forKey(t.Context(), keyKey{typ: "booking", purpose: "contract"}, ast.MustParseTerm(`{"id": "p"}`).Value)
-	require.NotNil(t, kv)
-	_, ok := kv.get(ast.MustParseRef("data.dgw.decision"))
-	assert.False(t, ok, "its evaluation fails")
-
+	require.Len(t, k.keyed, 2) // typed, clash
 	q, err := rego.New(rego.Query(Query), rego.Compiler(c), rego.Store(st)).PrepareForEval(t.Context())
 	require.NoError(t, err)
-	in := ast.MustParseTerm(`{"recipient": {"id": "p"}, "event": {"type": "booking", "purpose": "contract"}}`).Value
-	_, err = preparedQuery{PreparedEvalQuery: q, consts: k}.eval(t.Context(), in, kv)
-	require.ErrorContains(t, err, "conflict")
+	in := ast.MustParseTerm(`{"recipient": {"id": "p"}, "event": {"type": "booking", "purpose": "contract", "route": []}}`).Value
+	key := keyKey{typ: "booking", purpose: "contract"}
+	for range 2 {
+		_, err = preparedQuery{PreparedEvalQuery: q, consts: k}.eval(t.Context(), in, &key)
+		require.ErrorContains(t, err, "conflict")
+		assert.Nil(t, k.kept(key), "a failed evaluation keeps nothing")
+	}
 }

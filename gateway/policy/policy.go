@@ -480,18 +480,18 @@ func evaluate(ctx context.Context, q preparedQuery, dc *gateway.DecisionContext,
 // recipient, event type and purpose alone (constants.go).
 func evaluateView(ctx context.Context, q preparedQuery, dc *gateway.DecisionContext, r *gateway.Recipient, view *recipientView) (gateway.Decision, error) {
 	var (
-		val   ast.Value
-		keyed *docValues
+		val ast.Value
+		key *keyKey
 	)
 	if view != nil {
 		val = view.val
-		keyed = q.consts.forKey(ctx, keyKey{recipient: view.index, typ: dc.Event.Type, purpose: dc.Event.Purpose}, view.val)
+		key = &keyKey{recipient: view.index, typ: dc.Event.Type, purpose: dc.Event.Purpose}
 	}
 	in, err := input(dc, r, val)
 	if err != nil {
 		return gateway.Decision{}, err
 	}
-	rs, err := q.eval(ctx, in, keyed)
+	rs, err := q.eval(ctx, in, key)
 	if err != nil {
 		return gateway.Decision{}, fmt.Errorf("evaluate %s: %w", Query, err)
 	}
