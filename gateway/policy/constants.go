@@ -152,7 +152,7 @@ func findConstants(ctx context.Context, c *ast.Compiler, st storage.Store, query
 	}
 	defer st.Abort(ctx, txn)
 	for _, doc := range fixed {
-		if v, ok := evalDoc(ctx, c, st, txn, doc, nil, nil); ok && v != nil {
+		if v, ok := evalDoc(ctx, c, st, txn, doc); ok && v != nil {
 			k.fixed.add(doc, v)
 		}
 	}
@@ -161,15 +161,10 @@ func findConstants(ctx context.Context, c *ast.Compiler, st storage.Store, query
 
 // evalDoc evaluates one document: its value, nil when undefined; false
 // when the evaluation failed.
-func evalDoc(ctx context.Context, c *ast.Compiler, st storage.Store, txn storage.Transaction, doc ast.Ref,
-	in *ast.Term, vc topdown.VirtualCache) (*ast.Term, bool) {
+func evalDoc(ctx context.Context, c *ast.Compiler, st storage.Store, txn storage.Transaction, doc ast.Ref) (*ast.Term, bool) {
 	x := ast.VarTerm("x")
-	q := topdown.NewQuery(ast.NewBody(ast.Equality.Expr(x, ast.NewTerm(doc)))).
-		WithCompiler(c).WithStore(st).WithTransaction(txn).WithInput(in)
-	if vc != nil {
-		q = q.WithVirtualCache(vc)
-	}
-	rs, err := q.Run(ctx)
+	rs, err := topdown.NewQuery(ast.NewBody(ast.Equality.Expr(x, ast.NewTerm(doc)))).
+		WithCompiler(c).WithStore(st).WithTransaction(txn).Run(ctx)
 	switch {
 	case err != nil || len(rs) > 1:
 		return nil, false
