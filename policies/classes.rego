@@ -31,7 +31,7 @@ trip_purposes := {"contract", "service", "baggage"}
 
 # §9.1: the privacy policy names every class of recipient; no other class
 # receives personal data.
-refusal contains msg if {
+recipient_refusal contains msg if {
 	not input.recipient.type in recipient_classes
 	msg := sprintf("recipient class %q is not one of the privacy policy's recipient classes (§9.1)", [input.recipient.type])
 }
@@ -41,14 +41,14 @@ refusal contains msg if {
 grant := grants[input.recipient.type][input.event.type]
 
 # Anything not mapped is refused (DESIGN.md principle 1).
-refusal contains msg if {
+recipient_refusal contains msg if {
 	input.recipient.type in recipient_classes
 	not grants[input.recipient.type][input.event.type]
 	msg := sprintf("no rule lets recipient class %s receive %s events", [input.recipient.type, input.event.type])
 }
 
 # §7.1 purpose limitation: each grant lists the purposes it serves.
-refusal contains msg if {
+recipient_refusal contains msg if {
 	not input.event.purpose in grant.purposes
 	msg := sprintf("recipient class %s receives %s events only for the purposes %s, not for %q", [input.recipient.type, input.event.type, concat(", ", sort(grant.purposes)), input.event.purpose])
 }

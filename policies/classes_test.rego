@@ -416,6 +416,19 @@ test_malformed_input_refused if {
 	reason_mentions(d, "input subject.erased is missing or not of type boolean")
 }
 
+# Each member of required_input, alone of the wrong type, is refused by name
+# (the fast path well_formed_input must test every one of them).
+test_each_malformed_member_refused if {
+	well_formed := ctx("kzpay-processor", ev("payment", "contract", []), {})
+	dgw.well_formed_input with input as well_formed
+	every member, want in dgw.required_input {
+		[part, key] := split(member, ".")
+		d := dgw.decision with input as object.union(well_formed, {part: {key: null}})
+		not d.allow
+		reason_mentions(d, sprintf("input %s is missing or not of type %s", [member, want]))
+	}
+}
+
 test_every_registry_type_is_a_class if {
 	every entry in data.data.recipients {
 		entry.type in dgw.recipient_classes

@@ -55,6 +55,16 @@ released_fields := release if allow
 # They name purposes, classes, countries and field paths, never values.
 reasons := sort(((refusal | nothing_released) | notes))
 
+# Refusals that follow from the recipient and the event's type and purpose
+# alone (registry.rego, classes.rego: unknown recipient or class, registry
+# mismatch, no contract or grant for the event type, purpose limitation).
+# They are refusals like any other; they are kept apart only so that the
+# gateway computes them once per registered recipient, event type and
+# purpose instead of for every decision (gateway/policy/constants.go). A
+# rule here that reads more of the input is still correct, only computed
+# for every decision again.
+refusal contains msg if some msg in recipient_refusal
+
 # DESIGN.md principle 1: an allowed disclosure with no field would only tell
 # the recipient that the passenger exists.
 nothing_released contains msg if {
@@ -72,9 +82,13 @@ rank_op := {rank: op | some op, rank in op_rank}
 # grant names it (fields.rego) and the recipient's contract scope allows an
 # operator at least as protective as the grant's; the most revealing such
 # operator is used. Withheld fields (sensitive.rego) are never released.
-release[path] := op if {
+# One rule per field (not one object), so that another module may add to it;
+# `dgw policy check` holds any addition to the contract scopes.
+release[path] := op if some path, op in object.remove(in_scope, withheld)
+
+# The fields of the class grant the contract scope allows, with their operator.
+in_scope := {path: op |
 	some path, wanted in grant.fields
-	not path in withheld
 	op := scope_op(recipient_scope[path], wanted)
 }
 

@@ -59,18 +59,25 @@ sensitive_allowed if {
 
 # GDPR Art 9(1): special categories are withheld unless sensitive_allowed.
 withheld contains path if {
-	some path in sensitive_fields[input.event.type]
 	not sensitive_allowed
+	some path in sensitive_fields[input.event.type]
 }
 
 # PCI DSS 3.3.1.2: never, whatever the class or consent.
 withheld contains path if some path in never_released[input.event.type]
 
-# Special-category fields the class grant names but this decision withholds.
+# Special-category fields the class grant names but this decision withholds
+# (most grants name none: then withheld need not be worked out for this).
 withheld_sensitive := {path |
-	some path, _ in grant.fields
+	some path in granted_sensitive
 	path in withheld
-	path in sensitive_fields[input.event.type]
+}
+
+# Special-category fields the class grant names (they depend on the class
+# and the event type alone: the gateway computes them once per recipient).
+granted_sensitive := {path |
+	some path in sensitive_fields[input.event.type]
+	grant.fields[path]
 }
 
 # GDPR Art 9(2)(a), (c): tell the DPO what was withheld for want of a ground.

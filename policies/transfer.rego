@@ -33,16 +33,13 @@ transfer_mechanisms["eu_gdpr"] := eu_mechanism if "eu_gdpr" in abroad
 
 transfer_mechanisms["uk_gdpr"] := uk_mechanism if "uk_gdpr" in abroad
 
-# Per regime: "domestic" when it sees no transfer, "none" when no mechanism fits.
-regime_mechanisms[regime] := object.get(transfer_mechanisms, regime, "none") if {
-	some regime in regimes
-	regime in abroad
-}
-
-regime_mechanisms[regime] := "domestic" if {
-	some regime in regimes
-	not regime in abroad
-}
+# Per regime: "domestic" when it sees no transfer; for a regime that does,
+# its mechanism, or "none" when no mechanism fits.
+regime_mechanisms := object.union_n([
+	{regime: "domestic" | some regime in regimes},
+	{regime: "none" | some regime in abroad; regime in regimes},
+	{regime: m | some regime in abroad; regime in regimes; m := transfer_mechanisms[regime]},
+])
 
 # The decision's transfer document (README.md, "Output").
 transfer := {
@@ -64,16 +61,26 @@ refusal contains msg if {
 	msg := no_mechanism_reason[regime]
 }
 
-no_mechanism_reason := {
-	"kz": sprintf("transfer to %s under Law 94-V Art 16: the country is not listed as ensuring protection, no ratified treaty or Kazakh law provides for it, and there is no consent \"cross_border\"", [input.recipient.country]),
-	"eu_gdpr": sprintf("transfer to %s under GDPR Chapter V: no adequacy decision covers the recipient, it has no Art 46 safeguard (scc, bcr), and no Art 49 derogation fits purpose %q", [input.recipient.country, input.event.purpose]),
-	"uk_gdpr": sprintf("transfer to %s under UK GDPR Chapter V: no adequacy regulation covers the recipient, it has no Art 46 safeguard (uk_idta, uk_addendum, bcr_uk), and no Art 49 derogation fits purpose %q", [input.recipient.country, input.event.purpose]),
-}
+# One reason per regime, each written only when that regime refuses.
+no_mechanism_reason["kz"] := sprintf("transfer to %s under Law 94-V Art 16: the country is not listed as ensuring protection, no ratified treaty or Kazakh law provides for it, and there is no consent \"cross_border\"", [input.recipient.country])
+
+no_mechanism_reason["eu_gdpr"] := sprintf("transfer to %s under GDPR Chapter V: no adequacy decision covers the recipient, it has no Art 46 safeguard (scc, bcr), and no Art 49 derogation fits purpose %q", [input.recipient.country, input.event.purpose])
+
+no_mechanism_reason["uk_gdpr"] := sprintf("transfer to %s under UK GDPR Chapter V: no adequacy regulation covers the recipient, it has no Art 46 safeguard (uk_idta, uk_addendum, bcr_uk), and no Art 49 derogation fits purpose %q", [input.recipient.country, input.event.purpose])
+
+# Law 94-V Art 16: the grounds below, in order. The first three follow from
+# the recipient and the purpose alone (kz_ground; the gateway computes them
+# once per recipient, event type and purpose), the last from the subject.
+kz_mechanism := m if m := kz_ground
+
+# Art 16(2) ground 1 with Art 8: the subject's consent that states the
+# cross-border transfer.
+else := "kz_consent" if consent("cross_border")
 
 # Law 94-V Art 16(1): the recipient's country ensures the protection of
 # personal data. No official list exists, so a country counts only when the
 # registry data lists it (countries.kz_protected).
-kz_mechanism := "kz_protected_country" if input.recipient.country in countries.kz_protected
+kz_ground := "kz_protected_country" if input.recipient.country in countries.kz_protected
 
 # Art 16(2) ground 2: an international treaty ratified by Kazakhstan.
 else := "kz_treaty" if kz_instrument(countries.kz_treaties)
@@ -81,10 +88,6 @@ else := "kz_treaty" if kz_instrument(countries.kz_treaties)
 # Art 16(2) ground 3: a Kazakh law, to protect the constitutional order,
 # public order, rights and freedoms, health or morals.
 else := "kz_law" if kz_instrument(countries.kz_law_grounds)
-
-# Art 16(2) ground 1 with Art 8: the subject's consent that states the
-# cross-border transfer.
-else := "kz_consent" if consent("cross_border")
 
 # A treaty or law entry covers this recipient's country and class and the
 # event's purpose.
@@ -117,15 +120,19 @@ eu_adequacy_mechanism := "dpf" if {
 	"dpf" in input.recipient.safeguards
 }
 
+# GDPR Art 45 and 46 (eu_safeguard), then the Art 49 derogations.
+eu_mechanism := m if m := eu_safeguard
+
+else := m if m := art49_derogation
+
 # GDPR Art 45, then Art 46(2)(b) binding corporate rules, Art 46(2)(c)
-# standard contractual clauses (2021/914), then the Art 49 derogations.
-eu_mechanism := m if m := eu_adequacy_mechanism
+# standard contractual clauses (2021/914). They follow from the recipient
+# alone (the gateway computes them once per recipient).
+eu_safeguard := m if m := eu_adequacy_mechanism
 
 else := "bcr" if "bcr" in input.recipient.safeguards
 
 else := "scc" if "scc" in input.recipient.safeguards
-
-else := m if m := art49_derogation
 
 # UK GDPR Art 45 with DPA 2018 s.17A and Sch 21 para 5: the EEA and the
 # listed countries; the US only for the UK Extension to the DPF (SI 2023/1028).
@@ -146,17 +153,21 @@ uk_adequacy_mechanism := "dpf_uk" if {
 	"dpf_uk" in input.recipient.safeguards
 }
 
+# UK GDPR Art 45 and 46 (uk_safeguard), then Art 49.
+uk_mechanism := m if m := uk_safeguard
+
+else := m if m := art49_derogation
+
 # UK GDPR Art 45, then Art 46: ICO-approved BCRs, the IDTA or the UK Addendum
-# to the EU SCCs (s.119A DPA 2018, since 21 March 2022), then Art 49.
-uk_mechanism := m if m := uk_adequacy_mechanism
+# to the EU SCCs (s.119A DPA 2018, since 21 March 2022). They follow from the
+# recipient alone (the gateway computes them once per recipient).
+uk_safeguard := m if m := uk_adequacy_mechanism
 
 else := "bcr_uk" if "bcr_uk" in input.recipient.safeguards
 
 else := "uk_idta" if "uk_idta" in input.recipient.safeguards
 
 else := "uk_addendum" if "uk_addendum" in input.recipient.safeguards
-
-else := m if m := art49_derogation
 
 # GDPR and UK GDPR Art 49(1): derogations for specific situations, read
 # restrictively (EDPB Guidelines 2/2018), each fitting the purpose.

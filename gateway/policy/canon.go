@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
 
 	"github.com/dgwproject/dgw/gateway"
 )
@@ -336,7 +335,7 @@ func (r *renamer) names(d *gateway.Decision) bool {
 //     decision of the context itself.
 //
 // The error reports a cancelled context.
-func checkCanon(ctx context.Context, q rego.PreparedEvalQuery, recipients []*gateway.Recipient, members []member, k *canon) (string, error) {
+func checkCanon(ctx context.Context, q preparedQuery, recipients []*gateway.Recipient, members []member, k *canon) (string, error) {
 	type probe struct{ a, b, c, d string } // a↔c, b↔d
 	var probes []probe
 	for _, class := range slices.Sorted(maps.Keys(k.members)) {

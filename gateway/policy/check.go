@@ -50,7 +50,7 @@ type analysis struct {
 	src        *source
 	compiler   *ast.Compiler // the policy modules, tests excluded
 	recipients []*gateway.Recipient
-	query      rego.PreparedEvalQuery
+	query      preparedQuery
 	prepared   bool
 	tests      []*tester.Result
 	testsRan   bool
@@ -119,7 +119,11 @@ func analyse(ctx context.Context, fsys fs.FS, o analyseOptions) (*analysis, []Pr
 	if err != nil {
 		return a, append(problems, Problem{File: ".", Msg: "prepare " + Query + ": " + err.Error()}), nil
 	}
-	a.query, a.prepared = q, true
+	consts, err := findConstants(ctx, c, st, ast.MustParseRef(Query))
+	if err != nil {
+		return nil, nil, err
+	}
+	a.query, a.prepared = preparedQuery{PreparedEvalQuery: q, consts: consts}, true
 	if o.failFast && len(a.testProblems()) > 0 {
 		return a, problems, nil
 	}

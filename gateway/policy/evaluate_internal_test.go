@@ -70,7 +70,7 @@ func TestEvaluateShape(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			q, err := rego.New(rego.Query(Query), rego.Module("test.rego", "package dgw\n\n"+tt.body+"\n")).PrepareForEval(t.Context())
 			require.NoError(t, err)
-			got, err := evaluate(t.Context(), q, dc, r)
+			got, err := evaluate(t.Context(), preparedQuery{PreparedEvalQuery: q}, dc, r)
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				if tt.name != "conflict" {

@@ -48,7 +48,7 @@ const factsMember = "facts"
 // facts evaluates and caches a policy revision's event facts.
 type facts struct {
 	query    rego.PreparedEvalQuery // data.dgw.facts
-	decision rego.PreparedEvalQuery // queryWithFacts
+	decision preparedQuery          // queryWithFacts
 	cache    *lru.Cache[uint64, factsEntry]
 	seed     maphash.Seed
 
@@ -166,7 +166,7 @@ func reachable(c *ast.Compiler, roots []*ast.Rule, stop map[*ast.Rule]bool) map[
 }
 
 // newFacts prepares the facts and the decision-with-facts queries.
-func newFacts(ctx context.Context, c *ast.Compiler, st storage.Store, size int) (*facts, error) {
+func newFacts(ctx context.Context, c *ast.Compiler, st storage.Store, consts *constants, size int) (*facts, error) {
 	// The facts are kept as a Rego value: converted to Go, a set would come
 	// back as an array.
 	asTerm := func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
@@ -182,7 +182,7 @@ func newFacts(ctx context.Context, c *ast.Compiler, st storage.Store, size int) 
 	if err != nil {
 		return nil, fmt.Errorf("facts cache: %w", err)
 	}
-	return &facts{query: q, decision: dq, cache: cache, seed: maphash.MakeSeed(), values: map[string]factsEntry{}}, nil
+	return &facts{query: q, decision: preparedQuery{PreparedEvalQuery: dq, consts: consts, withs: 1}, cache: cache, seed: maphash.MakeSeed(), values: map[string]factsEntry{}}, nil
 }
 
 // of returns the facts of the event whose key (every member the policy
@@ -237,12 +237,20 @@ func appendFacts(dst []byte, e factsEntry) []byte {
 }
 
 // evaluateWithFacts decides dc for r with the event's facts given.
-func evaluateWithFacts(ctx context.Context, q rego.PreparedEvalQuery, dc *gateway.DecisionContext, r *gateway.Recipient,
-	view ast.Value, f *ast.Term) (gateway.Decision, error) {
-	in, err := input(dc, r, view)
+func evaluateWithFacts(ctx context.Context, q preparedQuery, dc *gateway.DecisionContext, r *gateway.Recipient,
+	view *recipientView, f *ast.Term) (gateway.Decision, error) {
+	var (
+		val ast.Value
+		key *keyKey
+	)
+	if view != nil {
+		val = view.val
+		key = &keyKey{recipient: view.index, typ: dc.Event.Type, purpose: dc.Event.Purpose}
+	}
+	in, err := input(dc, r, val)
 	if err != nil {
 		return gateway.Decision{}, err
 	}
 	in.(ast.Object).Insert(ast.InternedTerm(factsMember), f)
-	return evalDecision(ctx, q, in)
+	return evalDecision(ctx, q, in, key)
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"testing"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -83,4 +84,46 @@ func memberOf(t *testing.T, name string) member {
 	}
 	t.Fatalf("no context member %s", name)
 	return 0
+}
+
+// TestFactsDecisionServesConstants: the decision with the event's facts
+// given opens a `with` frame of its own; the documents computed once per
+// revision (constants.go) are still served inside it, since they are
+// computed without the facts.
+func TestFactsDecisionServesConstants(t *testing.T) {
+	d, err := New(t.Context(), policies.FS)
+	require.NoError(t, err)
+	consts := d.facts.decision.consts
+	require.NotNil(t, consts)
+	eea := ast.MustParseRef("data.dgw.eea")
+	_, ok := consts.fixed.get(eea)
+	require.True(t, ok, "the EEA list is computed once per revision")
+
+	v := d.views["cloudnest-it"] // in Germany
+	dc := &gateway.DecisionContext{
+		Event: gateway.EventContext{Type: "booking", Purpose: "contract", PointOfSale: "FR", OriginCountry: "KZ",
+			DestinationCountry: "FR", Route: []string{"KZ", "FR"}},
+		Subject: gateway.SubjectContext{Residence: "FR", Consents: map[string]bool{"cross_border": true}},
+	}
+	ek, err := d.eventKey(t.Context(), dc, nil)
+	require.NoError(t, err)
+	decide := func() gateway.Decision {
+		dec, err := evaluateWithFacts(t.Context(), d.facts.decision, dc, v.r, &v, ek.facts.term)
+		require.NoError(t, err)
+		return dec
+	}
+	before := decide()
+	want, err := evaluate(t.Context(), d.query, dc, v.r)
+	require.NoError(t, err)
+	require.True(t, sameDecision(want, before))
+	require.Contains(t, before.Transfer.Mechanism, "kz_", "no GDPR transfer to Germany")
+
+	// Served, a wrong constant shows: Germany outside the EEA.
+	for i, x := range consts.fixed.byLast["eea"] {
+		if x.ref.Equal(eea) {
+			consts.fixed.byLast["eea"][i].value = ast.SetTerm()
+		}
+	}
+	after := decide()
+	assert.NotEqual(t, before.Transfer.Mechanism, after.Transfer.Mechanism, "the decision read the constant EEA list")
 }

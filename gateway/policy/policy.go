@@ -37,7 +37,6 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
 
 	"github.com/dgwproject/dgw/gateway"
 )
@@ -94,7 +93,7 @@ func (c *config) validate() error {
 // Decider answers what a recipient may receive, from one loaded policy
 // revision. It is safe for concurrent use.
 type Decider struct {
-	query      rego.PreparedEvalQuery
+	query      preparedQuery
 	revision   string
 	recipients []*gateway.Recipient
 	// views are the registry's recipients as the policy sees them, with
@@ -177,7 +176,7 @@ func build(ctx context.Context, fsys fs.FS, cfg config, stats *counters, running
 		if why := splitProjection(a.compiler, d.proj); why != "" {
 			cfg.log.Warn("decisions are keyed without the policy's event facts", "revision", d.revision, "why", why)
 		} else if d.proj.facts {
-			if d.facts, err = newFacts(ctx, a.compiler, st, max(cfg.cacheSize/4, 1)); err != nil {
+			if d.facts, err = newFacts(ctx, a.compiler, st, a.query.consts, max(cfg.cacheSize/4, 1)); err != nil {
 				return nil, fmt.Errorf("policy: %w", err)
 			}
 		}
@@ -335,9 +334,9 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 		err       error
 		shareable = cached
 	)
-	var view ast.Value
+	var view *recipientView
 	if registered {
-		view = v.val
+		view = &v
 	}
 	switch {
 	case cached && d.facts != nil:
@@ -363,9 +362,9 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 // countries and codes renamed (canon.go). The decision may be shared by
 // every context with the same key (the bool) unless it names a renamed
 // value; then the real context is evaluated and its decision is not
-// shared. view is r's view as a Rego value, or nil.
-func evaluateCanonical(ctx context.Context, q rego.PreparedEvalQuery, k *canon, members []member,
-	dc *gateway.DecisionContext, r *gateway.Recipient, view ast.Value) (gateway.Decision, bool, error) {
+// shared. view is r's registry view (r is the registered recipient), or nil.
+func evaluateCanonical(ctx context.Context, q preparedQuery, k *canon, members []member,
+	dc *gateway.DecisionContext, r *gateway.Recipient, view *recipientView) (gateway.Decision, bool, error) {
 	c, rn := k.canonical(dc, members)
 	if !rn.overflow {
 		dec, err := evaluateView(ctx, q, &c, r, view)
@@ -380,7 +379,7 @@ func evaluateCanonical(ctx context.Context, q rego.PreparedEvalQuery, k *canon, 
 // evaluateWithFacts decides dc as its key sees it, with the event's facts
 // (evaluated on that context too), like evaluateCanonical.
 func (d *Decider) evaluateWithFacts(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient,
-	view ast.Value, f *ast.Term) (gateway.Decision, bool, error) {
+	view *recipientView, f *ast.Term) (gateway.Decision, bool, error) {
 	c, rn := d.canonical(dc)
 	dec, err := evaluateWithFacts(ctx, d.facts.decision, &c, r, view, f)
 	if err == nil && !rn.names(&dec) {
@@ -573,23 +572,34 @@ func viewValue(r *gateway.Recipient) (ast.Value, error) {
 var errMalformed = errors.New("malformed policy decision")
 
 // evaluate runs the prepared query and checks the shape of the result.
-func evaluate(ctx context.Context, q rego.PreparedEvalQuery, dc *gateway.DecisionContext, r *gateway.Recipient) (gateway.Decision, error) {
+func evaluate(ctx context.Context, q preparedQuery, dc *gateway.DecisionContext, r *gateway.Recipient) (gateway.Decision, error) {
 	return evaluateView(ctx, q, dc, r, nil)
 }
 
-// evaluateView is evaluate with the recipient's view as a Rego value (nil:
-// convert it).
-func evaluateView(ctx context.Context, q rego.PreparedEvalQuery, dc *gateway.DecisionContext, r *gateway.Recipient, view ast.Value) (gateway.Decision, error) {
-	in, err := input(dc, r, view)
+// evaluateView is evaluate for a registered recipient: view is r's
+// registry view (nil: r is not known to be registered; convert it). A
+// registered recipient's decisions reuse what the policy computes from the
+// recipient, event type and purpose alone (constants.go).
+func evaluateView(ctx context.Context, q preparedQuery, dc *gateway.DecisionContext, r *gateway.Recipient, view *recipientView) (gateway.Decision, error) {
+	var (
+		val ast.Value
+		key *keyKey
+	)
+	if view != nil {
+		val = view.val
+		key = &keyKey{recipient: view.index, typ: dc.Event.Type, purpose: dc.Event.Purpose}
+	}
+	in, err := input(dc, r, val)
 	if err != nil {
 		return gateway.Decision{}, err
 	}
-	return evalDecision(ctx, q, in)
+	return evalDecision(ctx, q, in, key)
 }
 
-// evalDecision evaluates a decision query on in and checks the result.
-func evalDecision(ctx context.Context, q rego.PreparedEvalQuery, in ast.Value) (gateway.Decision, error) {
-	rs, err := q.Eval(ctx, rego.EvalParsedInput(in))
+// evalDecision evaluates a decision query on in (key: its registered
+// recipient, event type and purpose, or nil) and checks the result.
+func evalDecision(ctx context.Context, q preparedQuery, in ast.Value, key *keyKey) (gateway.Decision, error) {
+	rs, err := q.eval(ctx, in, key)
 	if err != nil {
 		return gateway.Decision{}, fmt.Errorf("evaluate %s: %w", Query, err)
 	}
