@@ -48,28 +48,28 @@ served_countries := route_countries & {entry.country | some entry in data.data.r
 trip_regimes contains "kz"
 
 # GDPR Art 3(2)(a): ticket sold in the EEA.
-trip_regimes contains "eu_gdpr" if input.event.point_of_sale in countries.eea
+trip_regimes contains "eu_gdpr" if input.event.point_of_sale in eea
 
 # GDPR Art 3(2)(a): the trip touches the EEA.
 trip_regimes contains "eu_gdpr" if {
 	some country in route_countries
-	country in countries.eea
+	country in eea
 }
 
 # GDPR Art 3(2)(a): the passenger lives in the EEA.
-trip_regimes contains "eu_gdpr" if input.subject.residence in countries.eea
+trip_regimes contains "eu_gdpr" if input.subject.residence in eea
 
 # UK GDPR Art 3(2)(a): ticket sold in the UK.
-trip_regimes contains "uk_gdpr" if input.event.point_of_sale in countries.uk
+trip_regimes contains "uk_gdpr" if input.event.point_of_sale in uk
 
 # UK GDPR Art 3(2)(a): the trip touches the UK.
 trip_regimes contains "uk_gdpr" if {
 	some country in route_countries
-	country in countries.uk
+	country in uk
 }
 
 # UK GDPR Art 3(2)(a): the passenger lives in the UK.
-trip_regimes contains "uk_gdpr" if input.subject.residence in countries.uk
+trip_regimes contains "uk_gdpr" if input.subject.residence in uk
 
 # Regimes in the order the transfer mechanism names them.
 regime_order := ["kz", "eu_gdpr", "uk_gdpr"]

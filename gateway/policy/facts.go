@@ -47,7 +47,7 @@ const factsMember = "facts"
 
 // facts evaluates and caches a policy revision's event facts.
 type facts struct {
-	query    rego.PreparedEvalQuery // data.dgw.facts
+	query    preparedQuery // data.dgw.facts, with its own constants
 	decision preparedQuery          // queryWithFacts
 	cache    *lru.Cache[uint64, factsEntry]
 	seed     maphash.Seed
@@ -174,6 +174,10 @@ func newFacts(ctx context.Context, c *ast.Compiler, st storage.Store, consts *co
 	if err != nil {
 		return nil, fmt.Errorf("prepare %s: %w", FactsDocument, err)
 	}
+	factsConsts, err := findConstants(ctx, c, st, ast.MustParseRef(FactsDocument))
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", FactsDocument, err)
+	}
 	dq, err := rego.New(rego.Query(queryWithFacts), rego.Compiler(c), rego.Store(st)).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("prepare %s: %w", queryWithFacts, err)
@@ -182,7 +186,7 @@ func newFacts(ctx context.Context, c *ast.Compiler, st storage.Store, consts *co
 	if err != nil {
 		return nil, fmt.Errorf("facts cache: %w", err)
 	}
-	return &facts{query: q, decision: preparedQuery{PreparedEvalQuery: dq, consts: consts, withs: 1}, cache: cache, seed: maphash.MakeSeed(), values: map[string]factsEntry{}}, nil
+	return &facts{query: preparedQuery{PreparedEvalQuery: q, consts: factsConsts}, decision: preparedQuery{PreparedEvalQuery: dq, consts: consts, withs: 1}, cache: cache, seed: maphash.MakeSeed(), values: map[string]factsEntry{}}, nil
 }
 
 // of returns the facts of the event whose key (every member the policy
@@ -198,7 +202,7 @@ func (f *facts) of(ctx context.Context, key []byte, canonical func() gateway.Dec
 	if err != nil {
 		return factsEntry{}, false, err
 	}
-	rs, err := f.query.Eval(ctx, rego.EvalParsedInput(in))
+	rs, err := f.query.eval(ctx, in, nil)
 	if err != nil {
 		return factsEntry{}, false, fmt.Errorf("evaluate %s: %w", FactsDocument, err)
 	}
