@@ -48,7 +48,7 @@ const factsMember = "facts"
 // facts evaluates and caches a policy revision's event facts.
 type facts struct {
 	query    preparedQuery // data.dgw.facts, with its own constants
-	decision preparedQuery          // queryWithFacts
+	decision preparedQuery // queryWithFacts
 	cache    *lru.Cache[uint64, factsEntry]
 	seed     maphash.Seed
 
