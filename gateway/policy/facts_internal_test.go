@@ -59,12 +59,12 @@ func TestFactsKeying(t *testing.T) {
 		assert.False(t, got3.Cached, "%s: a trip through Türkiye has other facts", r.ID)
 		assert.True(t, sameDecision(want3, got3), r.ID)
 	}
-	k1, err := d.eventKey(t.Context(), first, nil)
+	_, f1, err := d.eventKey(t.Context(), first, nil)
 	require.NoError(t, err)
-	k2, err := d.eventKey(t.Context(), second, nil)
+	_, f2, err := d.eventKey(t.Context(), second, nil)
 	require.NoError(t, err)
-	assert.NotEqual(t, k1.facts.key, k2.facts.key, "two event keys")
-	assert.Same(t, k1.facts.term, k2.facts.term, "equal facts share one value")
+	assert.NotEqual(t, f1.key, f2.key, "two event keys")
+	assert.Same(t, f1.term, f2.term, "equal facts share one value")
 
 	ist := d.views["ist-lounge"].r
 	dec, err := d.Decide(t.Context(), third, ist)
@@ -105,10 +105,10 @@ func TestFactsDecisionServesConstants(t *testing.T) {
 			DestinationCountry: "FR", Route: []string{"KZ", "FR"}},
 		Subject: gateway.SubjectContext{Residence: "FR", Consents: map[string]bool{"cross_border": true}},
 	}
-	ek, err := d.eventKey(t.Context(), dc, nil)
+	_, f, err := d.eventKey(t.Context(), dc, nil)
 	require.NoError(t, err)
 	decide := func() gateway.Decision {
-		dec, err := evaluateWithFacts(t.Context(), d.facts.decision, dc, v.r, &v, ek.facts.term)
+		dec, err := evaluateWithFacts(t.Context(), d.facts.decision, dc, v.r, &v, f.term)
 		require.NoError(t, err)
 		return dec
 	}

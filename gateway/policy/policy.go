@@ -231,14 +231,14 @@ func (d *Decider) Decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 		return gateway.Decision{}, errors.New("policy: decide needs a decision context and a recipient")
 	}
 	if d.cache == nil {
-		return d.decide(ctx, dc, r, &eventKey{})
+		return d.decide(ctx, dc, r, &eventKey{}, nil)
 	}
 	var buf [512]byte
-	k, err := d.eventKey(ctx, dc, buf[:0])
+	k, f, err := d.eventKey(ctx, dc, buf[:0])
 	if err != nil {
 		return gateway.Decision{}, err
 	}
-	return d.decide(ctx, dc, r, &k)
+	return d.decide(ctx, dc, r, &k, f.term)
 }
 
 // eventKey is what a decision's cache key holds of the event.
@@ -248,7 +248,6 @@ type eventKey struct {
 	// is not cached.
 	context []byte
 	offs    memberOffsets // where each member's part of context starts
-	facts   factsEntry    // with facts
 }
 
 // forRecipient is the context's key for a recipient whose decision reads
@@ -267,24 +266,26 @@ func (k *eventKey) forRecipient(p *projection, set memberSet, buf []byte) []byte
 }
 
 // eventKey computes the key of dc (into buf) and, with facts, its facts.
-func (d *Decider) eventKey(ctx context.Context, dc *gateway.DecisionContext, buf []byte) (eventKey, error) {
+// The facts are returned apart from the key: a key whose buffer is on the
+// caller's stack would otherwise follow them to the heap.
+func (d *Decider) eventKey(ctx context.Context, dc *gateway.DecisionContext, buf []byte) (eventKey, factsEntry, error) {
 	var ek eventKey
 	key, split := d.proj.appendKeySplit(buf, dc, &ek.offs)
 	if d.facts == nil || key == nil {
 		ek.context = key
-		return ek, nil
+		return ek, factsEntry{}, nil
 	}
 	f, ok, err := d.facts.of(ctx, key, func() gateway.DecisionContext { c, _ := d.canonical(dc); return c })
 	if err != nil {
-		return eventKey{}, fmt.Errorf("policy %s: %w", d.revision, err)
+		return eventKey{}, factsEntry{}, fmt.Errorf("policy %s: %w", d.revision, err)
 	}
 	if !ok {
 		// Undefined facts: decided without them, not cached.
-		return eventKey{}, nil
+		return eventKey{}, factsEntry{}, nil
 	}
 	// The facts-only members are no longer needed: the facts replace them.
-	ek.context, ek.facts = appendFacts(key[:split], f), f
-	return ek, nil
+	ek.context = appendFacts(key[:split], f)
+	return ek, f, nil
 }
 
 // canonical is dc as its key sees it: its abstracted members renamed, or
@@ -303,7 +304,9 @@ func (d *Decider) Snapshot() gateway.Decider { return &eventDecider{d: d} }
 
 // decide answers from the cache (ctxKey is the context's key, unused
 // without a cache) or evaluates.
-func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient, ek *eventKey) (gateway.Decision, error) {
+//
+// facts are the event's facts (eventKey), nil without.
+func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient, ek *eventKey, facts *ast.Term) (gateway.Decision, error) {
 	var buf [256]byte
 	var key cacheKey
 	// Only the registry's recipients are cached: the abstraction of the
@@ -340,7 +343,7 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 	}
 	switch {
 	case cached && d.facts != nil:
-		dec, shareable, err = d.evaluateWithFacts(ctx, dc, r, view, ek.facts.term)
+		dec, shareable, err = d.evaluateWithFacts(ctx, dc, r, view, facts)
 	case cached && d.proj.canon != nil:
 		dec, shareable, err = evaluateCanonical(ctx, d.query, d.proj.canon, d.proj.members, dc, r, view)
 	default:
@@ -397,9 +400,10 @@ type eventDecider struct {
 }
 
 type memo struct {
-	dc  *gateway.DecisionContext
-	key eventKey
-	err error
+	dc    *gateway.DecisionContext
+	key   eventKey
+	facts factsEntry
+	err   error
 }
 
 func (e *eventDecider) Decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient) (gateway.Decision, error) {
@@ -409,13 +413,13 @@ func (e *eventDecider) Decide(ctx context.Context, dc *gateway.DecisionContext, 
 	m := e.memo.Load()
 	if m == nil || m.dc != dc {
 		m = &memo{dc: dc}
-		m.key, m.err = e.d.eventKey(ctx, dc, make([]byte, 0, 256))
+		m.key, m.facts, m.err = e.d.eventKey(ctx, dc, make([]byte, 0, 256))
 		e.memo.Store(m)
 	}
 	if m.err != nil {
 		return gateway.Decision{}, m.err
 	}
-	return e.d.decide(ctx, dc, r, &m.key)
+	return e.d.decide(ctx, dc, r, &m.key, m.facts.term)
 }
 
 // cacheKey finds a decision: the registry recipient (the cache holds
