@@ -239,22 +239,3 @@ func appendFacts(dst []byte, e factsEntry) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(e.text)))
 	return append(dst, e.text...)
 }
-
-// evaluateWithFacts decides dc for r with the event's facts given.
-func evaluateWithFacts(ctx context.Context, q preparedQuery, dc *gateway.DecisionContext, r *gateway.Recipient,
-	view *recipientView, f *ast.Term) (gateway.Decision, error) {
-	var (
-		val ast.Value
-		key *keyKey
-	)
-	if view != nil {
-		val = view.val
-		key = &keyKey{recipient: view.index, typ: dc.Event.Type, purpose: dc.Event.Purpose}
-	}
-	in, err := input(dc, r, val)
-	if err != nil {
-		return gateway.Decision{}, err
-	}
-	in.(ast.Object).Insert(ast.InternedTerm(factsMember), f)
-	return evalDecision(ctx, q, in, key)
-}

@@ -108,7 +108,7 @@ func TestFactsDecisionServesConstants(t *testing.T) {
 	_, f, err := d.eventKey(t.Context(), dc, nil)
 	require.NoError(t, err)
 	decide := func() gateway.Decision {
-		dec, err := evaluateWithFacts(t.Context(), d.facts.decision, dc, v.r, &v, f.term)
+		dec, err := evaluateInput(t.Context(), d.facts.decision, dc, v.r, &v, f.term)
 		require.NoError(t, err)
 		return dec
 	}

@@ -384,7 +384,7 @@ func evaluateCanonical(ctx context.Context, q preparedQuery, k *canon, members [
 func (d *Decider) evaluateWithFacts(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient,
 	view *recipientView, f *ast.Term) (gateway.Decision, bool, error) {
 	c, rn := d.canonical(dc)
-	dec, err := evaluateWithFacts(ctx, d.facts.decision, &c, r, view, f)
+	dec, err := evaluateInput(ctx, d.facts.decision, &c, r, view, f)
 	if err == nil && !rn.names(&dec) {
 		return dec, true, nil
 	}
@@ -585,6 +585,13 @@ func evaluate(ctx context.Context, q preparedQuery, dc *gateway.DecisionContext,
 // registered recipient's decisions reuse what the policy computes from the
 // recipient, event type and purpose alone (constants.go).
 func evaluateView(ctx context.Context, q preparedQuery, dc *gateway.DecisionContext, r *gateway.Recipient, view *recipientView) (gateway.Decision, error) {
+	return evaluateInput(ctx, q, dc, r, view, nil)
+}
+
+// evaluateInput is evaluateView with the event's facts given in the input
+// (facts.go), for queryWithFacts; nil for none.
+func evaluateInput(ctx context.Context, q preparedQuery, dc *gateway.DecisionContext, r *gateway.Recipient,
+	view *recipientView, facts *ast.Term) (gateway.Decision, error) {
 	var (
 		val ast.Value
 		key *keyKey
@@ -596,6 +603,9 @@ func evaluateView(ctx context.Context, q preparedQuery, dc *gateway.DecisionCont
 	in, err := input(dc, r, val)
 	if err != nil {
 		return gateway.Decision{}, err
+	}
+	if facts != nil {
+		in.(ast.Object).Insert(ast.InternedTerm(factsMember), facts)
 	}
 	return evalDecision(ctx, q, in, key)
 }
