@@ -324,8 +324,14 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 		key = cacheKey{recipient: v.index, context: maphash.Bytes(d.seed, ctxKey)}
 		// The hash finds the entry; the entry's own key bytes make the
 		// answer exact whatever the hash.
-		if e, ok := d.cache.Get(key); ok && e.context == string(ctxKey) {
-			d.stats.hits.Add(1)
+		if e, ok := d.cache.Peek(key); ok && e.context == string(ctxKey) {
+			// A hit moves its entry to the front of the LRU list (a write
+			// lock and a list move, 16 times an event) only once per
+			// epoch of touchEpoch hits: eviction stays close to LRU.
+			if epoch := uint32(d.stats.hits.Add(1) / touchEpoch); e.touched.Load() != epoch {
+				e.touched.Store(epoch)
+				d.cache.Get(key)
+			}
 			dec := e.decision
 			dec.Cached = true
 			return dec, nil
@@ -356,7 +362,9 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 	dec.Reasons = slices.Clip(dec.Reasons)
 	if shareable {
 		dec = d.seen.intern(dec)
-		d.cache.Add(key, cacheEntry{context: string(ctxKey), decision: dec})
+		e := cacheEntry{context: string(ctxKey), decision: dec, touched: new(atomic.Uint32)}
+		e.touched.Store(untouched)
+		d.cache.Add(key, e)
 	}
 	return dec, nil
 }
@@ -436,7 +444,17 @@ type cacheKey struct {
 type cacheEntry struct {
 	context  string
 	decision gateway.Decision
+	// touched is the epoch of the hit that last moved the entry to the
+	// front; untouched until its first hit.
+	touched *atomic.Uint32
 }
+
+// touchEpoch is how many hits (of all entries) make an epoch, in which an
+// entry is moved to the front of the LRU list at most once.
+const touchEpoch = 1024
+
+// untouched is no epoch (a 32-bit epoch count wraps after 4·10¹² hits).
+const untouched = ^uint32(0)
 
 // recipientView is a registry recipient's policy view and its key part.
 type recipientView struct {

@@ -385,6 +385,31 @@ func TestDecideCache(t *testing.T) {
 	assert.False(t, again.Cached, "evicted by the two newer entries")
 }
 
+// TestDecideCacheKeepsWhatIsUsed: a hit moves its entry to the front, so
+// a full cache evicts the entry used least recently, not the oldest.
+func TestDecideCacheKeepsWhatIsUsed(t *testing.T) {
+	d, err := policy.New(t.Context(), policies.FS, policy.WithCatalogue(catalogue(t)), policy.WithCacheSize(2))
+	require.NoError(t, err)
+	r := recipient(t, d, "ala-airport")
+	ctxs := map[string]func() *gateway.DecisionContext{
+		"a": func() *gateway.DecisionContext { return decisionContext("assistance", "service", "KZ") },
+		"b": func() *gateway.DecisionContext { return decisionContext("assistance", "contract", "KZ") },
+		"c": func() *gateway.DecisionContext { return decisionContext("assistance", "baggage", "KZ") },
+	}
+	cached := func(name string) bool {
+		t.Helper()
+		dec, err := d.Decide(t.Context(), ctxs[name](), r)
+		require.NoError(t, err)
+		return dec.Cached
+	}
+	require.False(t, cached("a"))
+	require.False(t, cached("b"))
+	require.True(t, cached("a"), "a is cached, and now used after b")
+	require.False(t, cached("c"), "a third entry evicts one")
+	assert.True(t, cached("a"), "a, used last but one, stays")
+	assert.False(t, cached("b"), "b, used least recently, was evicted")
+}
+
 func TestDecideWithoutCache(t *testing.T) {
 	d, err := policy.New(t.Context(), policies.FS, policy.WithCacheSize(0))
 	require.NoError(t, err)
