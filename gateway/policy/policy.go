@@ -302,10 +302,9 @@ func (d *Decider) canonical(dc *gateway.DecisionContext) (gateway.DecisionContex
 // all the event's recipients.
 func (d *Decider) Snapshot() gateway.Decider { return &eventDecider{d: d} }
 
-// decide answers from the cache (ctxKey is the context's key, unused
-// without a cache) or evaluates.
-//
-// facts are the event's facts (eventKey), nil without.
+// decide answers from the cache or evaluates. ek is the event's key
+// (eventKey; empty without a cache), from which each recipient's key is cut
+// by its read set; facts are the event's facts, nil without.
 func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient, ek *eventKey, facts *ast.Term) (gateway.Decision, error) {
 	var buf [256]byte
 	var key cacheKey
