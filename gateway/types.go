@@ -12,7 +12,9 @@ type Header struct {
 
 // Message is a raw record read from a source topic. Value holds personal
 // data: it is handed to the Decoder and to the dead-letter/held sinks, never
-// to logs, spans, metrics or errors.
+// to logs, spans, metrics or errors. Its bytes must not change until the
+// event is settled: the decoded event, the deliveries and the parked
+// copies are written from them.
 type Message struct {
 	Topic     string
 	Partition int
@@ -52,9 +54,15 @@ type Event struct {
 	Schema     SchemaRef
 	SubjectID  string // passenger id: personal data, never logged or given to the policy
 	OccurredAt time.Time
+	// Layout is the decoder's index of where each field's value lies in
+	// Msg.Value (a *codec.Layout): a Redactor of the same codec writes a
+	// recipient's record from those bytes, decoding only the values it
+	// transforms. Decoders set Layout or Value; only the Redactor reads them.
+	Layout any
 	// Value is the decoded Avro value in normalised generic form:
 	// map[string]any for records, []any for arrays, nil for null, and the
-	// branch value itself for unions. Only the Redactor reads it.
+	// branch value itself for unions; set by decoders without a layout for
+	// the schema (and by tests).
 	Value   map[string]any
 	Context DecisionContext
 }

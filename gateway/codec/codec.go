@@ -163,12 +163,15 @@ func (d *Decoder) Decode(msg gateway.Message) (*gateway.Event, error) {
 	if !ok {
 		return nil, unknownSchema(fp)
 	}
-	ev := &gateway.Event{Msg: msg, Schema: s.Ref()}
+	body := msg.Value[HeaderLen:]
+	if len(body) > maxLayoutBody {
+		return d.decodeGeneric(msg)
+	}
+	lay := &Layout{}
+	ev := &gateway.Event{Msg: msg, Schema: s.Ref(), Layout: lay}
 	var x extractor
 	x.init(s, &ev.Context)
-	body := msg.Value[HeaderLen:]
-	ev.Value, err = prog.decode(body, &x)
-	if err != nil {
+	if err := prog.scan(body, &x, lay); err != nil {
 		return nil, decodeError(s, err)
 	}
 	ids, err := x.finish()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -30,6 +31,7 @@ type program struct {
 	root  *pnode
 	types boxTypes
 	hints boxHints
+	spans atomic.Int32 // the spans of the last Layout built: the next one's capacity
 }
 
 type pkind uint8
@@ -209,21 +211,6 @@ type preader struct {
 	str string // the body as one string: string values are slices of it
 	x   *extractor
 	box boxes
-}
-
-// decode decodes body, feeding annotated leaves to x when x is not nil.
-func (p *program) decode(body []byte, x *extractor) (map[string]any, error) {
-	r := preader{reader: reader{b: body}, str: string(body), x: x}
-	r.box.init(&p.types, &p.hints)
-	v, err := r.record(p.root)
-	if err != nil {
-		return nil, err
-	}
-	r.box.done()
-	if r.i != len(body) {
-		return nil, &trailingError{len(body) - r.i}
-	}
-	return v, nil
 }
 
 func (r *preader) record(n *pnode) (map[string]any, error) {

@@ -41,13 +41,81 @@ func sameDecoding(t *testing.T, d *Decoder, raw []byte) (*gateway.Event, error) 
 		return nil, gotErr
 	}
 	require.NoError(t, gotErr)
-	require.True(t, sameValue(want.Value, got.Value), "program and generic reader decode the same value")
+	require.Nil(t, got.Value, "the program builds a layout, not values")
+	lay, ok := got.Layout.(*Layout)
+	require.True(t, ok, "the program builds a layout")
+	p := d.progs[got.Schema.Fingerprint]
+	require.True(t, sameValue(want.Value, layoutValue(t, p, p.root, lay, 0)), "every span of the layout holds the value the generic reader decodes")
 	require.Equal(t, want.Context, got.Context)
 	require.Equal(t, want.ID, got.ID)
 	require.Equal(t, want.SubjectID, got.SubjectID)
 	require.True(t, want.OccurredAt.Equal(got.OccurredAt))
 	require.Equal(t, want.Schema, got.Schema)
 	return got, nil
+}
+
+// layoutValue rebuilds the normalised value of the record whose fields
+// start at base from a layout, reading each leaf at its span as a Redactor
+// does.
+func layoutValue(t *testing.T, p *program, n *pnode, lay *Layout, base int32) map[string]any {
+	t.Helper()
+	out := make(map[string]any, len(n.fields))
+	for i := range n.fields {
+		f := &n.fields[i]
+		require.Less(t, int(base)+i, len(lay.Spans), f.node.path)
+		out[f.name] = spanValue(t, p, f.node, lay, lay.Spans[int(base)+i])
+	}
+	return out
+}
+
+func spanValue(t *testing.T, p *program, n *pnode, lay *Layout, sp Span) any {
+	t.Helper()
+	if n.kind == pUnion {
+		if sp.Null() {
+			return nil
+		}
+		var branch *pnode
+		for _, b := range n.branches {
+			if b.kind != pNull {
+				require.Nil(t, branch, "%s: the schemas' unions have one non-null branch", n.path)
+				branch = b
+			}
+		}
+		n = branch
+	}
+	switch n.kind {
+	case pNull:
+		require.True(t, sp.Null(), n.path)
+		return nil
+	case pRecord:
+		return layoutValue(t, p, n, lay, sp.Sub)
+	case pArray:
+		items := n.items
+		if items.kind == pUnion && hasRecord(items) {
+			for _, b := range items.branches {
+				if b.kind == pRecord {
+					items = b
+				}
+			}
+		}
+		if items.kind == pRecord {
+			out := make([]any, 0, sp.N)
+			for _, e := range lay.Items[sp.Sub : sp.Sub+sp.N] {
+				if e < 0 {
+					out = append(out, nil)
+					continue
+				}
+				out = append(out, layoutValue(t, p, items, lay, e))
+			}
+			return out
+		}
+	}
+	r := preader{reader: reader{b: lay.Body, i: int(sp.Start)}, str: string(lay.Body)}
+	r.box.init(&p.types, &p.hints)
+	v, err := r.value(n)
+	require.NoError(t, err, n.path)
+	require.Equal(t, int(sp.End), r.i, "%s: the span ends where the value does", n.path)
+	return v
 }
 
 // sameValue compares normalised values, decimals and times by value.
@@ -131,8 +199,10 @@ func TestProgramMatchesGeneric(t *testing.T) {
 	}
 }
 
-// TestProgramStringsShareOneCopy: the decoded strings do not alias the
-// message's bytes, so a caller reusing its buffer cannot change an event.
+// TestProgramStringsShareOneCopy: the strings of the decision context do
+// not alias the message's bytes, so the decision cache, which keeps
+// contexts, never sees them change. (The layout does refer to the bytes:
+// gateway.Message.Value must not change while its event is handled.)
 func TestProgramStringsShareOneCopy(t *testing.T) {
 	set := internalSet(t)
 	d := NewDecoder(set)
@@ -142,12 +212,14 @@ func TestProgramStringsShareOneCopy(t *testing.T) {
 	require.NoError(t, err)
 	got, err := d.Decode(gateway.Message{Value: raw})
 	require.NoError(t, err)
-	id := got.ID
+	id, dc := got.ID, got.Context
+	require.NotEmpty(t, dc.Event.Route)
 	for i := HeaderLen; i < len(raw); i++ {
 		raw[i] = 'X'
 	}
-	require.Equal(t, ev.Value["event_id"], id, "overwriting the message bytes leaves the event unchanged")
-	require.Equal(t, ev.Value["event_id"], got.Value["event_id"])
+	require.Equal(t, ev.Value["event_id"], id, "overwriting the message bytes leaves the event's id unchanged")
+	require.Equal(t, ev.Value["event_id"], got.ID)
+	require.Equal(t, dc, got.Context, "and its decision context, which the decision cache keeps")
 }
 
 func TestDecimalPlanMatchesGeneric(t *testing.T) {

@@ -98,6 +98,10 @@ type leaf struct {
 	gen       generalisation
 	array     bool // array of primitives: the operator applies per element
 	itemsNull bool // array items are ["null", T]
+	// src is the source's type (of the non-null branch); raw says a kept
+	// value's source bytes are its derived encoding.
+	src avro.Schema
+	raw bool
 
 	symbols map[string]int // enum symbol → index
 	digits  int            // decimal precision
@@ -111,6 +115,7 @@ func (l *leaf) allows(c opCode) bool { return c != opNone && l.allowed&(1<<c) !=
 // array of records. Records cover the leaf slots [lo, hi).
 type node struct {
 	name      string
+	src       int    // the field's index in the source record
 	path      string // for errors
 	leaf      *leaf
 	fields    []*node
@@ -274,7 +279,7 @@ func (c *compiler) typeName(short, path string) string {
 func (c *compiler) record(rec *avro.RecordSchema, prefix string) (*node, []any, error) {
 	n := &node{lo: len(c.leaves)}
 	var fields []any
-	for _, f := range rec.Fields() {
+	for i, f := range rec.Fields() {
 		p := f.Name()
 		if prefix != "" {
 			p = prefix + "." + f.Name()
@@ -282,10 +287,11 @@ func (c *compiler) record(rec *avro.RecordSchema, prefix string) (*node, []any, 
 		t, _ := unwrapNullable(f.Type())
 		t = deref(t)
 		var items avro.Schema
-		itemsNull := false
+		itemsNull, itemsNullLast := false, false
 		if a, ok := t.(*avro.ArraySchema); ok {
 			items, itemsNull = unwrapNullable(a.Items())
 			items = deref(items)
+			itemsNullLast = itemsNull && a.Items().(*avro.UnionSchema).Types()[0].Type() != avro.Null
 		}
 		var child *node
 		var typ any
@@ -310,6 +316,10 @@ func (c *compiler) record(rec *avro.RecordSchema, prefix string) (*node, []any, 
 			var l *leaf
 			l, typ, err = c.leaf(p, t, items, itemsNull, ops)
 			if l != nil {
+				// A kept value is copied from the source's bytes, but for
+				// items ["T", "null"]: their branch indexes differ from the
+				// derived ["null", T].
+				l.src, l.raw = t, !itemsNullLast
 				child = &node{leaf: l, lo: l.slot, hi: l.slot + 1}
 			}
 		}
@@ -319,7 +329,7 @@ func (c *compiler) record(rec *avro.RecordSchema, prefix string) (*node, []any, 
 		if child == nil {
 			continue
 		}
-		child.name, child.path = f.Name(), p
+		child.name, child.path, child.src = f.Name(), p, i
 		n.fields = append(n.fields, child)
 		fields = append(fields, c.field(f, p, typ, child.leaf))
 	}

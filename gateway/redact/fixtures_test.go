@@ -93,6 +93,31 @@ func event(t testing.TB, set *schema.Set, eventType, js string) *gateway.Event {
 	return ev
 }
 
+// valueOf is the normalised value of a decoded event (the decoder gives
+// the Redactor a layout of the bytes, not values).
+func valueOf(t testing.TB, set *schema.Set, ev *gateway.Event) map[string]any {
+	t.Helper()
+	_, v, err := codec.Decode(set, ev.Msg.Value)
+	require.NoError(t, err)
+	return v
+}
+
+// reencoded is ev with value v, through the encoder and the production
+// decoder.
+func reencoded(t testing.TB, set *schema.Set, ev *gateway.Event, v map[string]any) *gateway.Event {
+	t.Helper()
+	s, ok := set.ByFingerprint(ev.Schema.Fingerprint)
+	require.True(t, ok)
+	bin, err := codec.Encode(s, v)
+	require.NoError(t, err)
+	msg := ev.Msg
+	msg.Value = bin
+	out, err := codec.NewDecoder(set).Decode(msg)
+	require.NoError(t, err)
+	require.NotNil(t, out.Layout)
+	return out
+}
+
 // eventOf wraps a normalised value without the decoder.
 func eventOf(t testing.TB, set *schema.Set, eventType string, v map[string]any, at time.Time) *gateway.Event {
 	t.Helper()

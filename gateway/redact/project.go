@@ -117,7 +117,85 @@ func (p *program) encode(dst []byte, e *gateway.Event, ops []opCode) ([]byte, er
 	r := run{ops: ops, at: e.OccurredAt}
 	dst = append(dst, codec.Magic[0], codec.Magic[1])
 	dst = binary.LittleEndian.AppendUint64(dst, p.derived.Fingerprint)
+	if lay, ok := e.Layout.(*codec.Layout); ok && lay != nil {
+		return r.fieldsAt(dst, h, p.root, lay, 0)
+	}
 	return r.fields(dst, h, p.root, e.Value)
+}
+
+// fieldsAt is fields over a layout: it writes the derived fields of record
+// n from the source record whose fields start at index base of lay.Spans.
+func (r *run) fieldsAt(dst []byte, h *hasher, n *node, lay *codec.Layout, base int32) ([]byte, error) {
+	var err error
+	for _, c := range n.fields {
+		if c.leaf != nil && r.ops[c.leaf.slot] == opNone {
+			dst = append(dst, 0)
+			continue
+		}
+		i := int(base) + c.src
+		if i >= len(lay.Spans) {
+			return nil, verr(c.path, "not in the event's layout")
+		}
+		sp := lay.Spans[i]
+		if c.leaf != nil {
+			if dst, err = r.leafAt(dst, h, c.leaf, lay, sp); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if sp.Null() || !r.released(c) {
+			dst = append(dst, 0)
+			continue
+		}
+		dst = append(dst, 2)
+		if !c.array {
+			if dst, err = r.fieldsAt(dst, h, c, lay, sp.Sub); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if sp.N > 0 {
+			if int(sp.Sub)+int(sp.N) > len(lay.Items) {
+				return nil, verr(c.path, "not in the event's layout")
+			}
+			dst = codec.AppendLong(dst, int64(sp.N))
+			for _, e := range lay.Items[sp.Sub : sp.Sub+sp.N] {
+				if e < 0 {
+					if !c.itemsNull {
+						return nil, verr(c.path, "null array item")
+					}
+					dst = append(dst, 0)
+					continue
+				}
+				if c.itemsNull {
+					dst = append(dst, 2)
+				}
+				if dst, err = r.fieldsAt(dst, h, c, lay, e); err != nil {
+					return nil, err
+				}
+			}
+		}
+		dst = append(dst, 0)
+	}
+	return dst, nil
+}
+
+// leafAt is leaf over a layout. A kept value is its source bytes: the
+// decoder checked them against the same type. Other operators decode the
+// value first.
+func (r *run) leafAt(dst []byte, h *hasher, l *leaf, lay *codec.Layout, sp codec.Span) ([]byte, error) {
+	op := r.ops[l.slot]
+	if op == opNone || sp.Null() {
+		return append(dst, 0), nil
+	}
+	if op == opKeep && l.raw {
+		return append(append(dst, 2), lay.Bytes(sp)...), nil
+	}
+	v, err := lay.DecodeSpan(l.src, sp)
+	if err != nil {
+		return nil, verr(l.path, "%v", err)
+	}
+	return r.leaf(dst, h, l, v)
 }
 
 func (r *run) released(n *node) bool {

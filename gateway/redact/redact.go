@@ -139,7 +139,7 @@ func (x *Redactor) Redact(e *gateway.Event, r *gateway.Recipient, d *gateway.Dec
 		return nil, 0, fmt.Errorf("recipient %s: event schema %s differs from the %s schema the recipient schema was derived from",
 			r.ID, gateway.FingerprintHex(e.Schema.Fingerprint), e.Schema.EventType)
 	}
-	if e.Value == nil {
+	if e.Value == nil && e.Layout == nil {
 		return nil, 0, fmt.Errorf("recipient %s, %s: event has no value", r.ID, e.Schema.EventType)
 	}
 	var buf [64]opCode
