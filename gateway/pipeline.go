@@ -291,8 +291,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func(w int, q <-chan job) {
 			defer wg.Done()
+			scopes := newScopeMemo()
 			for j := range q {
-				p.handle(workCtx, w, j)
+				p.handle(workCtx, w, j, scopes)
 				<-tokens
 			}
 		}(i, queues[i])
@@ -353,7 +354,7 @@ func (p *Pipeline) worker(m *Message) int {
 // handle processes one record. It acks only when every record written for
 // it is acknowledged; when parking fails until the work context ends, the
 // record stays unacked and is read again after a restart.
-func (p *Pipeline) handle(ctx context.Context, worker int, j job) {
+func (p *Pipeline) handle(ctx context.Context, worker int, j job, scopes *scopeMemo) {
 	res := &EventResult{Topic: j.msg.Topic, Partition: j.msg.Partition, Offset: j.msg.Offset, SourceTime: j.msg.Time}
 	// The trace continues from the publisher's record into every output.
 	// The carrier points at a copy of the slice header: a pointer into j
@@ -421,7 +422,7 @@ func (p *Pipeline) handle(ctx context.Context, worker int, j job) {
 		if recording {
 			rspan.SetAttributes(attribute.String("dgw.recipient.id", r.ID), attribute.String("dgw.recipient.type", r.Type))
 		}
-		p.discloseTo(rctx, decider, &j.msg, ev, r, rr, i, &out, &owner)
+		p.discloseTo(rctx, decider, scopes, &j.msg, ev, r, rr, i, &out, &owner)
 		if d := &rr.Decision; recording {
 			rspan.SetAttributes(attribute.String("dgw.outcome", string(rr.Outcome)), attribute.String("dgw.policy.revision", d.Revision))
 			if d.Transfer.CrossBorder {
@@ -568,7 +569,7 @@ func (p *Pipeline) recipientsFor(m *Message) []*Recipient {
 // record) to out. The decision is used where it is kept, in rr: a local
 // copy whose address reaches the redactor would be moved to the heap for
 // every (event, recipient).
-func (p *Pipeline) discloseTo(ctx context.Context, decider Decider, msg *Message, ev *Event, r *Recipient, rr *RecipientResult, i int, out *[]Disclosure, owner *[]int) {
+func (p *Pipeline) discloseTo(ctx context.Context, decider Decider, scopes *scopeMemo, msg *Message, ev *Event, r *Recipient, rr *RecipientResult, i int, out *[]Disclosure, owner *[]int) {
 	hold := func(reason Reason, err error) {
 		rr.Outcome, rr.Reason, rr.Err = OutcomeHeld, reason, err
 		p.log.Warn("held for recipient", "event_id", ev.ID, "recipient", r.ID, "reason", string(reason), "error", err.Error())
@@ -576,7 +577,7 @@ func (p *Pipeline) discloseTo(ctx context.Context, decider Decider, msg *Message
 		*owner = append(*owner, -1)
 	}
 	var err error
-	rr.Decision, err = p.decide(ctx, decider, ev, r)
+	rr.Decision, err = p.decide(ctx, decider, scopes, ev, r)
 	d := &rr.Decision
 	if err != nil {
 		reason, ok := ReasonOf(err)
@@ -608,7 +609,7 @@ func (p *Pipeline) discloseTo(ctx context.Context, decider Decider, msg *Message
 	p.tel.prop.Inject(ctx, HeaderCarrier{&(*out)[len(*out)-1].Headers})
 }
 
-func (p *Pipeline) decide(ctx context.Context, decider Decider, ev *Event, r *Recipient) (Decision, error) {
+func (p *Pipeline) decide(ctx context.Context, decider Decider, scopes *scopeMemo, ev *Event, r *Recipient) (Decision, error) {
 	ctx, span := p.tel.child(ctx, "dgw.decide")
 	defer span.End()
 	start := time.Now()
@@ -621,7 +622,7 @@ func (p *Pipeline) decide(ctx context.Context, decider Decider, ev *Event, r *Re
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Bool("dgw.decision.allow", d.Allow), attribute.Bool("dgw.decision.cached", d.Cached))
 	}
-	releases, err := d.checkScope(r, ev.Schema.EventType)
+	releases, err := scopes.check(&d, r, ev.Schema.EventType)
 	if err != nil {
 		return d, &ParkError{Reason: ReasonScope, Recipient: r.ID, Err: err}
 	}
