@@ -5,7 +5,9 @@ import (
 	"maps"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/stretchr/testify/assert"
@@ -219,6 +221,7 @@ func BenchmarkDecideHitsParallel(b *testing.B) {
 	b.SetParallelism(2)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	b.RunParallel(func(pb *testing.PB) {
 		i := int(next.Add(1)) * 37
 		for pb.Next() {
@@ -232,6 +235,15 @@ func BenchmarkDecideHitsParallel(b *testing.B) {
 			i++
 		}
 	})
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	h1, m1 := d.Stats()
 	b.ReportMetric(100*float64(h1-h0)/float64(max(1, h1-h0+m1-m0)), "%hits")
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
