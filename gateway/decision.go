@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 )
@@ -38,7 +39,10 @@ type Transfer struct {
 //
 // Deciders cache decisions and hand the same Fields map and Reasons slice
 // to every caller whose context has the same key, concurrently: treat a
-// Decision as read-only, and copy Fields before changing it.
+// Decision as read-only, and copy Fields before changing it. A decider
+// never changes the Fields map of a decision it handed out with Cached
+// set: the pipeline memoises the scope check of such a decision by the
+// map's identity (scopeMemo).
 type Decision struct {
 	Allow    bool                `json:"allow"`
 	Fields   map[string]Operator `json:"fields"`
@@ -122,4 +126,58 @@ func (d *Decision) scopeViolation(r *Recipient, eventType string) error {
 		}
 	}
 	return nil
+}
+
+// scopeMemo remembers, for one pipeline worker, the cached decisions that
+// passed the scope check for a recipient and an event type, and whether
+// they release anything: the check walks every field of the decision, for
+// every (event, recipient), while a decider's cache hands out a few
+// hundred distinct decisions.
+//
+// A decision is known by the identity of its Fields map, which Decision
+// declares read-only; only decisions from a cache (Cached) are memoised,
+// whose maps the decider shares and never changes. The memo keeps every
+// map whose identity is in one of its keys alive, so no other map can take
+// that identity while the key exists; the key keeps the recipient alive
+// too (registered recipients are not changed). A decision that fails the
+// check is never memoised: it is checked, and held, every time. The memo
+// is bounded and forgets everything when full.
+type scopeMemo struct {
+	m map[scopeKey]scopePass
+}
+
+type scopeKey struct {
+	fields    uintptr // identity of Decision.Fields
+	r         *Recipient
+	eventType string
+}
+
+type scopePass struct {
+	fields   map[string]Operator // holds the map whose address is in the key
+	releases bool
+}
+
+// maxScopeMemo bounds a worker's memo: distinct cached decisions times
+// recipients times event types.
+const maxScopeMemo = 4096
+
+func newScopeMemo() *scopeMemo { return &scopeMemo{m: map[scopeKey]scopePass{}} }
+
+// check is d.checkScope(r, eventType), from the memo when d was seen.
+func (m *scopeMemo) check(d *Decision, r *Recipient, eventType string) (releases bool, err error) {
+	if m == nil || !d.Cached || !d.Allow {
+		return d.checkScope(r, eventType)
+	}
+	k := scopeKey{fields: reflect.ValueOf(d.Fields).Pointer(), r: r, eventType: eventType}
+	if p, ok := m.m[k]; ok {
+		return p.releases, nil
+	}
+	if releases, err = d.checkScope(r, eventType); err != nil {
+		return releases, err
+	}
+	if len(m.m) >= maxScopeMemo {
+		clear(m.m)
+	}
+	m.m[k] = scopePass{fields: d.Fields, releases: releases}
+	return releases, nil
 }

@@ -338,3 +338,28 @@ func TestPipelineUntracedContinuesTheSourceTrace(t *testing.T) {
 	assert.Contains(t, gatewaytest.Header(got[0], "traceparent"), "-"+traceID+"-", "the delivery continues the source's trace")
 	assert.Equal(t, []string{traceID}, audited)
 }
+
+// TestPipelineChecksScopeOfEveryCachedDecision: a decider's cache shares
+// one decision between recipients and events; the scope check still holds
+// every copy a recipient's scope does not allow, for every event.
+func TestPipelineChecksScopeOfEveryCachedDecision(t *testing.T) {
+	shared := map[string]gateway.Operator{"record_locator": gateway.OpKeep}
+	dec := gatewaytest.DeciderFunc(func(context.Context, *gateway.DecisionContext, *gateway.Recipient) (gateway.Decision, error) {
+		return gateway.Decision{Allow: true, Fields: shared, Revision: "rev1", Cached: true}, nil
+	})
+	narrow := recipient("narrow")
+	narrow.Scope = gateway.Scope{"booking": {"record_locator": {gateway.OpHash}}}
+	src := gatewaytest.NewMemSource(true, msgs("e1", "e2", "e3", "e4")...)
+	sink := &gatewaytest.MemSink{}
+	res := run(t, src, dec, redactor(), sink, []*gateway.Recipient{recipient("ok"), narrow, recipient("ok2")}, gateway.WithWorkers(1))
+	assert.Len(t, sink.Topic("out.ok"), 4)
+	assert.Len(t, sink.Topic("out.ok2"), 4)
+	assert.Empty(t, sink.Topic("out.narrow"))
+	held := sink.Topic("dgw.held")
+	require.Len(t, held, 4, "held for every event")
+	for _, h := range held {
+		assert.Equal(t, "narrow", gatewaytest.Header(h, gateway.HeaderRecipient))
+		assert.Equal(t, string(gateway.ReasonScope), gatewaytest.Header(h, gateway.HeaderReason))
+	}
+	require.Len(t, res, 4)
+}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/stretchr/testify/assert"
@@ -93,7 +96,7 @@ func TestCacheIsExact(t *testing.T) {
 		p.canon = &k
 		c.proj = &p
 		var err error
-		c.cache, err = lru.New[cacheKey, cacheEntry](1000)
+		c.cache, err = newDecisionCache(1000)
 		require.NoError(t, err)
 		c.stats = &counters{}
 		if f := c.facts; f != nil {
@@ -157,4 +160,90 @@ func TestCacheTooManyCodes(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, shared)
 	assert.True(t, sameDecision(want, dec))
+}
+
+// TestDecisionCacheMovesOnlyNearTheTail: an entry hit once in every
+// size/2 insertions is never evicted, however many entries pass through
+// the cache, while hits of an entry near the front do not move it (no
+// write lock, no list move).
+func TestDecisionCacheMovesOnlyNearTheTail(t *testing.T) {
+	const size = 100
+	c, err := newDecisionCache(size)
+	require.NoError(t, err)
+	kept := cacheKey{recipient: 1, context: 1}
+	c.add(kept, "kept", gateway.Decision{Allow: true})
+	for range 10 {
+		_, ok := c.get(kept, []byte("kept"))
+		require.True(t, ok)
+	}
+	require.Equal(t, uint64(1), c.ops.Load(), "hits near the front move nothing")
+
+	next := uint64(100)
+	for round := range 20 { // 1,000 insertions: ten times the size
+		for range size / 2 {
+			next++
+			c.add(cacheKey{recipient: 2, context: next}, "other", gateway.Decision{})
+		}
+		dec, ok := c.get(kept, []byte("kept"))
+		require.True(t, ok, "round %d: an entry hit once every size/2 insertions stays", round)
+		require.True(t, dec.Allow)
+	}
+	_, ok := c.get(kept, []byte("other"))
+	assert.False(t, ok, "the context key is compared in full")
+
+	// Not hit for size insertions: evicted, as under an exact LRU.
+	for range size {
+		next++
+		c.add(cacheKey{recipient: 2, context: next}, "other", gateway.Decision{})
+	}
+	_, ok = c.get(kept, []byte("kept"))
+	assert.False(t, ok)
+}
+
+// BenchmarkDecideHitsParallel: the pipeline's warm hits, concurrently: 200
+// events of the generated stream for 10 recipients (2,000 cache entries,
+// as in BenchmarkPipeline/warm-audit-k10), one snapshot per event; an op
+// is one event.
+func BenchmarkDecideHitsParallel(b *testing.B) {
+	ctx := context.Background()
+	d, err := New(ctx, policies.FS)
+	require.NoError(b, err)
+	dcs := streamContexts(b, 1, 200)
+	rs := d.recipients[:10]
+	for i := range dcs {
+		for _, r := range rs {
+			_, err := d.Decide(ctx, &dcs[i], r)
+			require.NoError(b, err)
+		}
+	}
+	h0, m0 := d.Stats()
+	var next atomic.Int64
+	b.SetParallelism(2)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(next.Add(1)) * 37
+		for pb.Next() {
+			dc := &dcs[i%len(dcs)]
+			s := d.Snapshot()
+			for _, r := range rs {
+				if _, err := s.Decide(ctx, dc, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+			i++
+		}
+	})
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	h1, m1 := d.Stats()
+	b.ReportMetric(100*float64(h1-h0)/float64(max(1, h1-h0+m1-m0)), "%hits")
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

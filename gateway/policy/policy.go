@@ -35,7 +35,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/dgwproject/dgw/gateway"
@@ -102,8 +101,8 @@ type Decider struct {
 	// proj is which parts of the decision context the policy reads: the
 	// cache key holds exactly those.
 	proj  *projection
-	cache *lru.Cache[cacheKey, cacheEntry] // nil when disabled
-	facts *facts                           // nil: decided without event facts (facts.go)
+	cache *decisionCache // nil when disabled
+	facts *facts         // nil: decided without event facts (facts.go)
 	// reads are the members each registry recipient's decision reads
 	// (readset.go), by registry index.
 	reads []memberSet
@@ -163,9 +162,8 @@ func build(ctx context.Context, fsys fs.FS, cfg config, stats *counters, running
 		views: recipientViews(a.recipients), proj: inputProjection(a.compiler), seed: maphash.MakeSeed(),
 		stats: stats, cfg: cfg}
 	if cfg.cacheSize > 0 {
-		d.cache, err = lru.New[cacheKey, cacheEntry](cfg.cacheSize)
-		if err != nil {
-			return nil, fmt.Errorf("policy: decision cache: %w", err)
+		if d.cache, err = newDecisionCache(cfg.cacheSize); err != nil {
+			return nil, err
 		}
 		d.seen = newInterner(cfg.cacheSize)
 	}
@@ -323,15 +321,8 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 		key = cacheKey{recipient: v.index, context: maphash.Bytes(d.seed, ctxKey)}
 		// The hash finds the entry; the entry's own key bytes make the
 		// answer exact whatever the hash.
-		if e, ok := d.cache.Peek(key); ok && e.context == string(ctxKey) {
-			// A hit moves its entry to the front of the LRU list (a write
-			// lock and a list move, 16 times an event) only once per
-			// epoch of touchEpoch hits: eviction stays close to LRU.
-			if epoch := uint32(d.stats.hits.Add(1) / touchEpoch); e.touched.Load() != epoch {
-				e.touched.Store(epoch)
-				d.cache.Get(key)
-			}
-			dec := e.decision
+		if dec, ok := d.cache.get(key, ctxKey); ok {
+			d.stats.hits.Add(1)
 			dec.Cached = true
 			return dec, nil
 		}
@@ -361,9 +352,7 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 	dec.Reasons = slices.Clip(dec.Reasons)
 	if shareable {
 		dec = d.seen.intern(dec)
-		e := cacheEntry{context: string(ctxKey), decision: dec, touched: new(atomic.Uint32)}
-		e.touched.Store(untouched)
-		d.cache.Add(key, e)
+		d.cache.add(key, string(ctxKey), dec)
 	}
 	return dec, nil
 }
@@ -428,32 +417,6 @@ func (e *eventDecider) Decide(ctx context.Context, dc *gateway.DecisionContext, 
 	}
 	return e.d.decide(ctx, dc, r, &m.key, m.facts.term)
 }
-
-// cacheKey finds a decision: the registry recipient (the cache holds
-// decisions for the registry's recipients only, as registered) and a hash
-// of the parts of the context the policy reads (projection.appendKey).
-type cacheKey struct {
-	recipient int // the registry recipient's position
-	context   uint64
-}
-
-// cacheEntry is a cached decision with the context key it answers, which
-// a lookup compares in full: two contexts share a decision only when their
-// keys are equal, never because their hashes are.
-type cacheEntry struct {
-	context  string
-	decision gateway.Decision
-	// touched is the epoch of the hit that last moved the entry to the
-	// front; untouched until its first hit.
-	touched *atomic.Uint32
-}
-
-// touchEpoch is how many hits (of all entries) make an epoch, in which an
-// entry is moved to the front of the LRU list at most once.
-const touchEpoch = 1024
-
-// untouched is no epoch (a 32-bit epoch count wraps after 4·10¹² hits).
-const untouched = ^uint32(0)
 
 // recipientView is a registry recipient's policy view and its key part.
 type recipientView struct {
