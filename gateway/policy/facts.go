@@ -182,11 +182,16 @@ func newFacts(ctx context.Context, c *ast.Compiler, st storage.Store, consts *co
 	if err != nil {
 		return nil, fmt.Errorf("prepare %s: %w", queryWithFacts, err)
 	}
+	direct, err := newDirectQuery(c, st, queryWithFacts)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", queryWithFacts, err)
+	}
 	cache, err := lru.New[uint64, factsEntry](max(size, 1))
 	if err != nil {
 		return nil, fmt.Errorf("facts cache: %w", err)
 	}
-	return &facts{query: preparedQuery{PreparedEvalQuery: q, consts: factsConsts}, decision: preparedQuery{PreparedEvalQuery: dq, consts: consts, withs: 1}, cache: cache, seed: maphash.MakeSeed(), values: map[string]factsEntry{}}, nil
+	decision := preparedQuery{PreparedEvalQuery: dq, consts: consts, withs: 1, direct: direct}
+	return &facts{query: preparedQuery{PreparedEvalQuery: q, consts: factsConsts}, decision: decision, cache: cache, seed: maphash.MakeSeed(), values: map[string]factsEntry{}}, nil
 }
 
 // of returns the facts of the event whose key (every member the policy
