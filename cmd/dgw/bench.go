@@ -422,18 +422,6 @@ func (a *app) benchBroker(ctx context.Context, o benchOptions, topics []string) 
 // serveBenchBroker runs the embedded broker until stdin ends, printing its
 // addresses first.
 func (a *app) serveBenchBroker(o benchOptions) error {
-	// The embedded broker keeps every record in memory, so its heap only
-	// grows (about 1 GB by the end of a default run, with the mirror's
-	// copies and the audit trail): collected each time it doubles, a
-	// collection marks it for hundreds of milliseconds on the two CPUs the
-	// gateway is measured on, which showed as the latency phase's tail. The
-	// broker's collector waits for a memory limit instead.
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		if limit := benchBrokerMemoryLimit(string(b)); limit > 0 {
-			debug.SetGCPercent(-1)
-			debug.SetMemoryLimit(limit)
-		}
-	}
 	var topics []string
 	if o.topics != "" {
 		topics = strings.Split(o.topics, ",")
@@ -1125,26 +1113,4 @@ func printBench(w io.Writer, r *benchResult) {
 		fmt.Fprintf(w, "  source timestamp → recipient record timestamp, read back (%d records): p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
 			l.ReadRecords, l.ReadP50Ms, l.ReadP99Ms, l.ReadMaxMs)
 	}
-}
-
-// benchBrokerMemoryLimit is the embedded bench broker's memory limit for a
-// machine whose /proc/meminfo is meminfo: a third of its memory, at most
-// 8 GiB; 0 when meminfo does not say.
-func benchBrokerMemoryLimit(meminfo string) int64 {
-	for line := range strings.Lines(meminfo) {
-		rest, ok := strings.CutPrefix(line, "MemTotal:")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) != 2 || f[1] != "kB" {
-			return 0
-		}
-		kb, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil || kb <= 0 {
-			return 0
-		}
-		return min(kb*1024/3, 8<<30)
-	}
-	return 0
 }

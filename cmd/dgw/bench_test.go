@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dgwproject/dgw/gateway"
@@ -432,19 +431,4 @@ func TestQuantile(t *testing.T) {
 	require.Equal(t, time.Duration(10), quantile(ds, 0.99))
 	require.Equal(t, time.Duration(10), quantile(ds, 1))
 	require.Zero(t, quantile(nil, 0.5))
-}
-
-func TestBenchBrokerMemoryLimit(t *testing.T) {
-	for _, c := range []struct {
-		meminfo string
-		want    int64
-	}{
-		{"MemTotal:       30000000 kB\nMemFree:  100 kB\n", 8 << 30},
-		{"MemFree:  100 kB\nMemTotal:        3145728 kB\n", 1 << 30},
-		{"MemTotal: 12 MB\n", 0},
-		{"MemFree: 100 kB\n", 0},
-		{"", 0},
-	} {
-		assert.Equal(t, c.want, benchBrokerMemoryLimit(c.meminfo), c.meminfo)
-	}
 }
