@@ -1,8 +1,9 @@
 // Package codec reads and writes dgw's records: Avro single-object encoding
 // (C3 01, the 8-byte little-endian CRC-64-AVRO fingerprint of the schema,
-// then the Avro binary body), decoded straight into the normalised value
-// form the gateway works on, plus the PII-free decision context and plain
-// JSON for the CLI.
+// then the Avro binary body). The Decoder checks a record, extracts the
+// PII-free decision context and indexes where each field's value lies
+// (Layout), from which the redactor writes recipients' records; Decode and
+// DecodeBody give the normalised value form, and JSON is for the CLI.
 //
 // Errors never quote record bytes or field values; they name the schema,
 // the field path and what was expected.
