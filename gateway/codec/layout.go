@@ -353,15 +353,7 @@ var (
 // unscaled value fits an int64 (the common case).
 func (d *decimalPlan) check(b []byte, path string) error {
 	if len(b) <= 8 && d.precision < 19 {
-		var u uint64
-		for _, c := range b {
-			u = u<<8 | uint64(c)
-		}
-		if len(b) > 0 && b[0]&0x80 != 0 && len(b) < 8 {
-			u |= ^uint64(0) << (8 * uint(len(b)))
-		}
-		n := int64(u)
-		if n >= pow10s[d.precision] || n <= -pow10s[d.precision] {
+		if n := smallUnscaled(b); n >= pow10s[d.precision] || n <= -pow10s[d.precision] {
 			return invalid(path, "decimal has more than %d digits", d.precision)
 		}
 		return nil

@@ -419,18 +419,23 @@ func (r *preader) mapValue(n *pnode) (map[string]any, error) {
 	}
 }
 
+// smallUnscaled is the big-endian two's complement b (at most 8 bytes).
+func smallUnscaled(b []byte) int64 {
+	var u uint64
+	for _, c := range b {
+		u = u<<8 | uint64(c)
+	}
+	if len(b) > 0 && b[0]&0x80 != 0 && len(b) < 8 {
+		u |= ^uint64(0) << (8 * uint(len(b)))
+	}
+	return int64(u)
+}
+
 // rat is decimal.rat with the powers of ten computed once.
 func (d *decimalPlan) rat(b []byte, path string) (*big.Rat, error) {
 	if len(b) <= 8 {
 		// The common case: the unscaled value fits an int64.
-		var u uint64
-		for _, c := range b {
-			u = u<<8 | uint64(c)
-		}
-		if len(b) > 0 && b[0]&0x80 != 0 && len(b) < 8 {
-			u |= ^uint64(0) << (8 * uint(len(b)))
-		}
-		n := int64(u)
+		n := smallUnscaled(b)
 		if d.precision < 19 && (n >= pow10s[d.precision] || n <= -pow10s[d.precision]) {
 			return nil, invalid(path, "decimal has more than %d digits", d.precision)
 		}
