@@ -87,3 +87,19 @@ func TestLayoutMatchesValues(t *testing.T) {
 	}
 	require.Greater(t, compared, 1000)
 }
+
+// TestRedactRefusesAForeignLayout: an event whose layout is not this
+// codec's, and that has no value, gets an error, not a record of nulls.
+func TestRedactRefusesAForeignLayout(t *testing.T) {
+	set := loadSet(t)
+	r := partner()
+	x, err := New(set, []*gateway.Recipient{r}, DevKeyring("test"))
+	require.NoError(t, err)
+	ev := *event(t, set, "booking", bookingJSON)
+	d := allow(map[string]gateway.Operator{"contact.email": oMask})
+	_, _, err = x.Redact(&ev, r, d)
+	require.NoError(t, err, "the decoder's own layout")
+	ev.Layout = struct{ spans []int }{}
+	_, _, err = x.Redact(&ev, r, d)
+	require.ErrorContains(t, err, "event has no value")
+}

@@ -108,7 +108,8 @@ type run struct {
 }
 
 // encode appends the single-object encoding of the recipient's record.
-func (p *program) encode(dst []byte, e *gateway.Event, ops []opCode) ([]byte, error) {
+// With a layout it writes from the event's bytes, otherwise from its value.
+func (p *program) encode(dst []byte, e *gateway.Event, lay *codec.Layout, ops []opCode) ([]byte, error) {
 	var h *hasher
 	if p.hashers != nil {
 		h = p.hashers.Get().(*hasher)
@@ -117,7 +118,7 @@ func (p *program) encode(dst []byte, e *gateway.Event, ops []opCode) ([]byte, er
 	r := run{ops: ops, at: e.OccurredAt}
 	dst = append(dst, codec.Magic[0], codec.Magic[1])
 	dst = binary.LittleEndian.AppendUint64(dst, p.derived.Fingerprint)
-	if lay, ok := e.Layout.(*codec.Layout); ok && lay != nil {
+	if lay != nil {
 		return r.fieldsAt(dst, h, p.root, lay, 0)
 	}
 	return r.fields(dst, h, p.root, e.Value)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/dgwproject/dgw/gateway"
+	"github.com/dgwproject/dgw/gateway/codec"
 	"github.com/dgwproject/dgw/gateway/schema"
 )
 
@@ -139,7 +140,9 @@ func (x *Redactor) Redact(e *gateway.Event, r *gateway.Recipient, d *gateway.Dec
 		return nil, 0, fmt.Errorf("recipient %s: event schema %s differs from the %s schema the recipient schema was derived from",
 			r.ID, gateway.FingerprintHex(e.Schema.Fingerprint), e.Schema.EventType)
 	}
-	if e.Value == nil && e.Layout == nil {
+	lay, _ := e.Layout.(*codec.Layout)
+	if e.Value == nil && lay == nil {
+		// No value, or a layout of another codec.
 		return nil, 0, fmt.Errorf("recipient %s, %s: event has no value", r.ID, e.Schema.EventType)
 	}
 	var buf [64]opCode
@@ -148,7 +151,7 @@ func (x *Redactor) Redact(e *gateway.Event, r *gateway.Recipient, d *gateway.Dec
 		return nil, 0, err
 	}
 	hint := p.sizeHint.Load()
-	out, err := p.encode(make([]byte, 0, hint), e, ops)
+	out, err := p.encode(make([]byte, 0, hint), e, lay, ops)
 	if err != nil {
 		return nil, 0, fmt.Errorf("recipient %s, %s: %w", r.ID, e.Schema.EventType, err)
 	}
