@@ -83,14 +83,12 @@ type scanner struct {
 // leaves to x when x is not nil.
 func (p *program) scan(body []byte, x *extractor, lay *Layout) error {
 	r := preader{reader: reader{b: body}, x: x}
-	r.box.init(&p.types, &p.hints)
 	s := scanner{r: &r, lay: lay}
 	lay.Body = body
 	lay.Spans = make([]Span, 0, max(int(p.spans.Load()), 16))
 	if _, err := s.record(p.root); err != nil {
 		return err
 	}
-	r.box.done()
 	p.spans.Store(int32(len(lay.Spans)))
 	if r.i != len(body) {
 		return &trailingError{len(body) - r.i}

@@ -15,22 +15,17 @@ import (
 	"github.com/dgwproject/dgw/gateway/schema"
 )
 
-// A program decodes the Avro binary body of one schema straight into the
-// normalised form. It is the generic reader (binary.go) with everything
+// A program checks the Avro binary body of one schema and builds its
+// Layout (layout.go). It is the generic reader (binary.go) with everything
 // that depends only on the schema worked out once, when the Decoder is
 // built, instead of once per value: field names and error paths, logical
 // types, enum symbols, decimal scales. It also extracts the decision
-// context while it decodes, calling the extractor for each annotated leaf
-// in document order, so an event is walked once.
-//
-// The values it builds are those of the generic reader, except that the
-// strings of one record share one copy of the record's bytes instead of
-// one allocation each. Tests hold the two readers to the same values,
-// contexts and errors.
+// context while it reads, calling the extractor with the value of each
+// annotated leaf in document order, so an event is walked once. Tests hold
+// it to the generic reader: the same values at every span, the same
+// contexts and the same errors.
 type program struct {
 	root  *pnode
-	types boxTypes
-	hints boxHints
 	spans atomic.Int32 // the spans of the last Layout built: the next one's capacity
 }
 
@@ -99,7 +94,7 @@ func compile(s *schema.Schema) (*program, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &program{root: root, types: newBoxTypes()}, nil
+	return &program{root: root}, nil
 }
 
 type compiler struct {
@@ -210,7 +205,6 @@ type preader struct {
 	reader
 	str string // the body as one string: string values are slices of it
 	x   *extractor
-	box boxes
 }
 
 func (r *preader) record(n *pnode) (map[string]any, error) {
@@ -256,15 +250,15 @@ func (r *preader) value(n *pnode) (any, error) {
 			if t.Before(minTime) || !t.Before(maxTime) {
 				return nil, invalid(n.path, "date out of range 1900-01-01..2200-12-31")
 			}
-			return r.box.time(t), nil
+			return t, nil
 		}
-		return r.box.int(int(v)), nil
+		return int(v), nil
 	case pLong:
 		v, err := r.long(n.path)
 		if err != nil {
 			return nil, err
 		}
-		return r.box.int64(v), nil
+		return v, nil
 	case pTimestampMillis:
 		v, err := r.long(n.path)
 		if err != nil {
@@ -273,7 +267,7 @@ func (r *preader) value(n *pnode) (any, error) {
 		if v < minTime.UnixMilli() || v >= maxTime.UnixMilli() {
 			return nil, invalid(n.path, "timestamp out of range 1900..2200")
 		}
-		return r.box.time(time.UnixMilli(v).UTC()), nil
+		return time.UnixMilli(v).UTC(), nil
 	case pTimestampMicros:
 		v, err := r.long(n.path)
 		if err != nil {
@@ -282,7 +276,7 @@ func (r *preader) value(n *pnode) (any, error) {
 		if v < minTime.UnixMicro() || v >= maxTime.UnixMicro() {
 			return nil, invalid(n.path, "timestamp out of range 1900..2200")
 		}
-		return r.box.time(time.UnixMicro(v).UTC()), nil
+		return time.UnixMicro(v).UTC(), nil
 	case pFloat:
 		b, err := r.take(n.path, 4)
 		if err != nil {
@@ -308,7 +302,7 @@ func (r *preader) value(n *pnode) (any, error) {
 		if !utf8.Valid(b) {
 			return nil, invalid(n.path, "string is not valid UTF-8")
 		}
-		return r.box.string(r.str[start:r.i]), nil
+		return r.str[start:r.i], nil
 	case pBytes:
 		b, err := r.bytes(n.path)
 		if err != nil {

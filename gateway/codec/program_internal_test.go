@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dgwproject/dgw/gateway"
@@ -111,7 +112,6 @@ func spanValue(t *testing.T, p *program, n *pnode, lay *Layout, sp Span) any {
 		}
 	}
 	r := preader{reader: reader{b: lay.Body, i: int(sp.Start)}, str: string(lay.Body)}
-	r.box.init(&p.types, &p.hints)
 	v, err := r.value(n)
 	require.NoError(t, err, n.path)
 	require.Equal(t, int(sp.End), r.i, "%s: the span ends where the value does", n.path)
@@ -294,4 +294,22 @@ func BenchmarkDecodePaths(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestProgramAllocatesPerRecordNotPerValue: the compiled program builds a
+// layout, not values, so a booking costs a few allocations (the layout,
+// the context's strings and values) against the generic reader's one per
+// value.
+func TestProgramAllocatesPerRecordNotPerValue(t *testing.T) {
+	set := internalSet(t)
+	d := NewDecoder(set)
+	ev := synth.New(synth.Options{Seed: 3, Types: []string{"booking"}}).Next()
+	s, _ := set.ByEventType("booking")
+	raw, err := Encode(s, ev.Value)
+	require.NoError(t, err)
+	msg := gateway.Message{Value: raw}
+	compiled := testing.AllocsPerRun(50, func() { _, _ = d.Decode(msg) })
+	generic := testing.AllocsPerRun(50, func() { _, _ = d.decodeGeneric(msg) })
+	t.Logf("allocations: compiled %v, generic %v", compiled, generic)
+	assert.Less(t, compiled, generic/5)
 }
