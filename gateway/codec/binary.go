@@ -198,6 +198,7 @@ func (r *reader) read(s avro.Schema, path string) (any, error) {
 	case avro.Array:
 		items := s.(*avro.ArraySchema).Items()
 		out := []any{}
+		var total int64
 		for {
 			n, err := r.blockCount(path)
 			if err != nil {
@@ -209,6 +210,10 @@ func (r *reader) read(s avro.Schema, path string) (any, error) {
 			if items.Type() != avro.Null && n > int64(len(r.b)-r.i) {
 				return nil, verr(path, "%v: array block of %d items exceeds the bytes left", errTruncated, n)
 			}
+			if items.Type() == avro.Null && n > maxNullItems-total {
+				return nil, verr(path, "array of more than %d null items", maxNullItems)
+			}
+			total += n
 			for range n {
 				v, err := r.read(items, path)
 				if err != nil {
@@ -270,6 +275,11 @@ func (r *reader) read(s avro.Schema, path string) (any, error) {
 	}
 	return nil, verr(path, "unsupported Avro type %s", s.Type())
 }
+
+// maxNullItems bounds an array of nulls: its items take no bytes, so the
+// record's length does not bound their count, and a forged count would
+// keep a reader busy for ever.
+const maxNullItems = 1 << 16
 
 func (r *reader) blockCount(path string) (int64, error) {
 	n, err := r.long(path)

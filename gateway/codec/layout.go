@@ -182,6 +182,9 @@ func (s *scanner) array(n *pnode, start int32) (Span, error) {
 		if n.items.kind != pNull && cnt > int64(len(r.b)-r.i) {
 			return Span{}, verr(n.path, "%v: array block of %d items exceeds the bytes left", errTruncated, cnt)
 		}
+		if n.items.kind == pNull && cnt > maxNullItems-int64(count) {
+			return Span{}, verr(n.path, "array of more than %d null items", maxNullItems)
+		}
 		for range cnt {
 			sp, _, err := s.value(n.items)
 			if err != nil {

@@ -368,6 +368,9 @@ func (r *preader) array(n *pnode) ([]any, error) {
 		if n.items.kind != pNull && cnt > int64(len(r.b)-r.i) {
 			return nil, verr(n.path, "%v: array block of %d items exceeds the bytes left", errTruncated, cnt)
 		}
+		if n.items.kind == pNull && cnt > maxNullItems-int64(len(out)) {
+			return nil, verr(n.path, "array of more than %d null items", maxNullItems)
+		}
 		if out == nil && n.items.kind != pNull {
 			out = make([]any, 0, cnt)
 		}

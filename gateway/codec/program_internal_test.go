@@ -1,7 +1,9 @@
 package codec
 
 import (
+	"encoding/binary"
 	"errors"
+	"math"
 	"math/big"
 	"reflect"
 	"testing"
@@ -312,4 +314,45 @@ func TestProgramAllocatesPerRecordNotPerValue(t *testing.T) {
 	generic := testing.AllocsPerRun(50, func() { _, _ = d.decodeGeneric(msg) })
 	t.Logf("allocations: compiled %v, generic %v", compiled, generic)
 	assert.Less(t, compiled, generic/5)
+}
+
+// TestNullArraysAreBounded: an array of nulls takes no bytes, so only a
+// bound on its count keeps a forged count from holding a reader for ever
+// (or, in the generic reader, from growing a slice until memory runs out).
+// Both readers give the same answer, blocks summed.
+func TestNullArraysAreBounded(t *testing.T) {
+	s, err := schema.ParseDerived("nulls.avsc", []byte(`{"type": "record", "name": "Nulls", "namespace": "t",
+		"fields": [{"name": "nulls", "category": "technical", "type": {"type": "array", "items": "null"}}]}`))
+	require.NoError(t, err)
+	set, err := schema.NewSet(s)
+	require.NoError(t, err)
+	d := NewDecoder(set)
+	require.NotNil(t, d.progs[s.Fingerprint])
+	record := func(blocks ...int64) []byte {
+		raw := append(Magic[:], make([]byte, 8)...)
+		binary.LittleEndian.PutUint64(raw[2:], s.Fingerprint)
+		for _, n := range blocks {
+			raw = AppendLong(raw, n)
+		}
+		return AppendLong(raw, 0)
+	}
+	for _, c := range []struct {
+		blocks  []int64
+		bounded bool
+	}{
+		{[]int64{1 << 62}, true},
+		{[]int64{math.MaxInt64}, true},
+		{[]int64{maxNullItems, 1}, true},
+		{[]int64{maxNullItems - 1, math.MaxInt64}, true},
+		{[]int64{maxNullItems}, false},
+		{[]int64{-3}, false}, // a negative count is followed by a size; here 0: truncated, not bounded
+	} {
+		_, err := sameDecoding(t, d, record(c.blocks...))
+		require.Error(t, err, "%v: no event id either way", c.blocks)
+		if c.bounded {
+			assert.ErrorContains(t, err, "array of more than 65536 null items", c.blocks)
+		} else {
+			assert.NotContains(t, err.Error(), "null items", c.blocks)
+		}
+	}
 }
