@@ -161,15 +161,12 @@ func (r *run) fieldsAt(dst []byte, h *hasher, n *node, lay *codec.Layout, base i
 			}
 			dst = codec.AppendLong(dst, int64(sp.N))
 			for _, e := range lay.Items[sp.Sub : sp.Sub+sp.N] {
-				if e < 0 {
-					if !c.itemsNull {
-						return nil, verr(c.path, "null array item")
-					}
-					dst = append(dst, 0)
-					continue
+				var null bool
+				if dst, null, err = appendItem(dst, e < 0, c.itemsNull, c.path); err != nil {
+					return nil, err
 				}
-				if c.itemsNull {
-					dst = append(dst, 2)
+				if null {
+					continue
 				}
 				if dst, err = r.fieldsAt(dst, h, c, lay, e); err != nil {
 					return nil, err
@@ -197,6 +194,21 @@ func (r *run) leafAt(dst []byte, h *hasher, l *leaf, lay *codec.Layout, sp codec
 		return nil, verr(l.path, "%v", err)
 	}
 	return r.leaf(dst, h, l, v)
+}
+
+// appendItem writes the union branch of one array item when the items are
+// ["null", T]: 0 for a null item, which is then complete (null), 2 before
+// a value. A null item where the items are T is an error.
+func appendItem(dst []byte, isNull, itemsNull bool, path string) (out []byte, null bool, err error) {
+	switch {
+	case isNull && !itemsNull:
+		return nil, false, verr(path, "null array item")
+	case isNull:
+		return append(dst, 0), true, nil
+	case itemsNull:
+		return append(dst, 2), false, nil
+	}
+	return dst, false, nil
 }
 
 func (r *run) released(n *node) bool {
@@ -253,19 +265,16 @@ func (r *run) fields(dst []byte, h *hasher, n *node, m map[string]any) ([]byte, 
 		if len(arr) > 0 {
 			dst = codec.AppendLong(dst, int64(len(arr)))
 			for _, item := range arr {
-				if item == nil {
-					if !c.itemsNull {
-						return nil, verr(path, "null array item")
-					}
-					dst = append(dst, 0)
+				var null bool
+				if dst, null, err = appendItem(dst, item == nil, c.itemsNull, path); err != nil {
+					return nil, err
+				}
+				if null {
 					continue
 				}
 				sub, ok := item.(map[string]any)
 				if !ok {
 					return nil, verr(path, "expected records in the array, got %s", codec.TypeName(item))
-				}
-				if c.itemsNull {
-					dst = append(dst, 2)
 				}
 				if dst, err = r.fields(dst, h, c, sub); err != nil {
 					return nil, err
@@ -294,17 +303,14 @@ func (r *run) leaf(dst []byte, h *hasher, l *leaf, v any) ([]byte, error) {
 	if len(arr) > 0 {
 		dst = codec.AppendLong(dst, int64(len(arr)))
 		for _, item := range arr {
-			if item == nil {
-				if !l.itemsNull {
-					return nil, verr(l.path, "null array item")
-				}
-				dst = append(dst, 0)
+			var null bool
+			var err error
+			if dst, null, err = appendItem(dst, item == nil, l.itemsNull, l.path); err != nil {
+				return nil, err
+			}
+			if null {
 				continue
 			}
-			if l.itemsNull {
-				dst = append(dst, 2)
-			}
-			var err error
 			if dst, err = r.value(dst, h, l, op, item); err != nil {
 				return nil, err
 			}
