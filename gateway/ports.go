@@ -66,8 +66,9 @@ func itoa(n int) string {
 }
 
 // Decoder turns a source message into an Event: it resolves the schema,
-// decodes the Avro value and extracts the decision context from annotated
-// fields. Errors are *ParkError with a dead-letter reason and never quote
+// checks the Avro value, extracts the decision context from annotated
+// fields and sets the event's Layout or Value for a Redactor of the same
+// codec. Errors are *ParkError with a dead-letter reason and never quote
 // the record's bytes or values.
 type Decoder interface {
 	Decode(msg Message) (*Event, error)
