@@ -1,7 +1,6 @@
 package codec
 
 import (
-	"fmt"
 	"math"
 	"unicode/utf8"
 
@@ -361,9 +360,4 @@ func (d *decimalPlan) check(b []byte, path string) error {
 	}
 	_, err := d.rat(b, path)
 	return err
-}
-
-// String describes a span for test failures; it holds no value.
-func (s Span) String() string {
-	return fmt.Sprintf("[%d:%d sub %d n %d]", s.Start, s.End, s.Sub, s.N)
 }
