@@ -60,6 +60,8 @@ type benchOptions struct {
 	// acct is the audit trail and subject state of the gateway runs, set
 	// by bench when audit is on.
 	acct *accountability
+	// settle has the broker collect its garbage before each phase.
+	settle func() error
 
 	// serveBroker runs only the embedded broker, for a parent bench
 	// process (hidden).
@@ -92,6 +94,7 @@ memory figures are the gateway's own; --broker measures against any Kafka
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.serveBroker {
+				benchBrokerCollector()
 				return a.serveBenchBroker(o)
 			}
 			if o.events <= 0 || o.partitions <= 0 || o.workers <= 0 || o.queue < 0 || o.latency < 0 || o.cacheSize < 0 || o.rate < 0 {
@@ -278,11 +281,13 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 	const deadLetter, held = "dgw.deadletter", "dgw.held"
 	topics := slices.Concat([]string{deadLetter, held}, sources, recipientTopics(recipients), mirrorTopics)
 
-	brokers, where, stop, err := a.benchBroker(ctx, o, topics)
+	bb, err := a.benchBrokerFor(ctx, o, topics)
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer bb.stop()
+	brokers, where := bb.addrs, bb.where
+	o.settle = bb.collect
 	res := benchResult{
 		Machine: benchMachine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH},
 		Config: benchConfig{Events: o.events, Recipients: len(recipients), Partitions: o.partitions, Workers: o.workers,
@@ -314,6 +319,9 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 	res.Config.RecordBytes = float64(bytes) / float64(o.events)
 
 	if o.mirror {
+		if err := o.settle(); err != nil {
+			return err
+		}
 		progress("mirror: copying %d records to %d topics", o.events, len(mirrorTopics))
 		m, err := runMirror(ctx, brokers, sources, mirrorTopics, fmt.Sprintf("dgw-bench-mirror-%d", time.Now().UnixNano()), int64(o.events))
 		if err != nil {
@@ -365,40 +373,51 @@ func pickRecipients(all []*gateway.Recipient, spec string) ([]*gateway.Recipient
 	return out, nil
 }
 
-// benchBroker returns the brokers to use, a description, and how to stop
-// what was started.
-func (a *app) benchBroker(ctx context.Context, o benchOptions, topics []string) ([]string, string, func(), error) {
+// benchBroker is the broker a bench run uses.
+type benchBroker struct {
+	addrs []string
+	where string
+	stop  func()
+	// collect has the embedded broker collect its garbage and returns
+	// once it has (a no-op for an external Kafka).
+	collect func() error
+}
+
+// benchBrokerFor starts the embedded broker, or checks the external one
+// and creates the topics there.
+func (a *app) benchBrokerFor(ctx context.Context, o benchOptions, topics []string) (*benchBroker, error) {
 	if o.broker != "" {
 		brokers := strings.Split(o.broker, ",")
 		if err := kafka.EnsureTopics(ctx, brokers, o.partitions, 1, topics...); err != nil {
-			return nil, "", nil, fmt.Errorf("create topics: %w", err)
+			return nil, fmt.Errorf("create topics: %w", err)
 		}
-		return brokers, "external Kafka", func() {}, nil
+		return &benchBroker{addrs: brokers, where: "external Kafka", stop: func() {}, collect: func() error { return nil }}, nil
 	}
 	if o.embedded == "in-process" {
 		b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Partitions: o.partitions, Topics: topics})
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("start embedded broker: %w", err)
+			return nil, fmt.Errorf("start embedded broker: %w", err)
 		}
-		return b.Addrs(), "embedded broker (in-process)", b.Close, nil
+		return &benchBroker{addrs: b.Addrs(), where: "embedded broker (in-process)", stop: b.Close,
+			collect: func() error { runtime.GC(); return nil }}, nil
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("start embedded broker: %w", err)
+		return nil, fmt.Errorf("start embedded broker: %w", err)
 	}
 	cmd := exec.Command(exe, "bench", "--serve-broker", "--partitions", strconv.Itoa(o.partitions),
 		"--topics", strings.Join(topics, ","))
 	cmd.Stderr = a.stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, "", nil, err
+		return nil, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, "", nil, err
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, "", nil, fmt.Errorf("start embedded broker process: %w", err)
+		return nil, fmt.Errorf("start embedded broker process: %w", err)
 	}
 	stop := func() {
 		stdin.Close() // the child stops when its stdin ends
@@ -411,16 +430,103 @@ func (a *app) benchBroker(ctx context.Context, o benchOptions, topics []string) 
 			<-done
 		}
 	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	out := bufio.NewReader(stdout)
+	line, err := out.ReadString('\n')
 	if err != nil {
 		stop()
-		return nil, "", nil, fmt.Errorf("embedded broker process: no address: %w", err)
+		return nil, fmt.Errorf("embedded broker process: no address: %w", err)
 	}
-	return strings.Split(strings.TrimSpace(line), ","), "embedded broker (child process)", stop, nil
+	collect := func() error {
+		if _, err := io.WriteString(stdin, benchCollect+"\n"); err != nil {
+			return fmt.Errorf("embedded broker process: %w", err)
+		}
+		if ack, err := out.ReadString('\n'); err != nil || strings.TrimSpace(ack) != benchCollected {
+			return fmt.Errorf("embedded broker process: asked to collect, answered %q: %v", ack, err)
+		}
+		return nil
+	}
+	return &benchBroker{addrs: strings.Split(strings.TrimSpace(line), ","), where: "embedded broker (child process)",
+		stop: stop, collect: collect}, nil
+}
+
+// memTotal is the machine's memory in bytes from /proc/meminfo, 0 when
+// unknown.
+func memTotal() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	return parseMemTotal(string(b))
+}
+
+// parseMemTotal reads MemTotal from the text of /proc/meminfo; 0 when it
+// is missing or not in kB.
+func parseMemTotal(meminfo string) int64 {
+	for line := range strings.Lines(meminfo) {
+		rest, ok := strings.CutPrefix(line, "MemTotal:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil || kb <= 0 {
+			return 0
+		}
+		return kb * 1024
+	}
+	return 0
+}
+
+// pretouch has the Go heap take n bytes from the kernel and keep them
+// free for later allocations: with the collector off the runtime returns
+// no memory until the memory limit nears.
+func pretouch(n int64) {
+	b := make([]byte, n)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	runtime.KeepAlive(b)
+	b = nil
+	runtime.GC()
+}
+
+// The embedded broker child's protocol on stdin and stdout, after it
+// printed its addresses: the parent writes benchCollect, the child
+// collects its garbage and answers benchCollected.
+const (
+	benchCollect   = "collect"
+	benchCollected = "collected"
+)
+
+// benchBrokerCollector sets the garbage collector of the embedded
+// broker's child process.
+//
+// The embedded broker keeps every record in memory and allocates about
+// 50 KB per gateway event besides, so its heap doubles within a phase;
+// collected then, a 0.5-1 GB heap takes 80-320 ms to mark, and the broker
+// answers no fetch until it is done (measured: every stall of the latency
+// phase's fetches over 70 ms began and ended with such a collection). That
+// is the test broker's pause, not the gateway's latency, and where it
+// falls decides which phase pays it. So the broker collects only between
+// phases (when the parent asks, before each one) or at a memory limit
+// (half the machine's memory), and first touches memory that a phase's
+// garbage would otherwise take from the kernel page by page, so that no
+// phase pays page faults the others do not.
+func benchBrokerCollector() {
+	mem := memTotal()
+	if mem <= 0 {
+		return
+	}
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(mem / 2)
+	pretouch(min(mem/8, 2<<30))
 }
 
 // serveBenchBroker runs the embedded broker until stdin ends, printing its
-// addresses first.
+// addresses first, and collects its garbage whenever the parent asks.
 func (a *app) serveBenchBroker(o benchOptions) error {
 	var topics []string
 	if o.topics != "" {
@@ -432,7 +538,14 @@ func (a *app) serveBenchBroker(o benchOptions) error {
 	}
 	defer b.Close()
 	fmt.Fprintln(a.stdout, strings.Join(b.Addrs(), ","))
-	_, _ = io.Copy(io.Discard, a.stdin)
+	in := bufio.NewScanner(a.stdin)
+	for in.Scan() {
+		if in.Text() != benchCollect {
+			return fmt.Errorf("bench broker: unknown request %q", in.Text())
+		}
+		runtime.GC()
+		fmt.Fprintln(a.stdout, benchCollected)
+	}
 	return nil
 }
 
@@ -853,6 +966,10 @@ func (a *app) benchGateway(ctx context.Context, o benchOptions, brokers, sources
 		if o.rate > 0 {
 			rate = o.rate
 		}
+		if err := o.settle(); err != nil {
+			_ = stop()
+			return benchPhase{}, nil, nil, err
+		}
 		progress("latency: %.0f events/s for %s", rate, o.latency)
 		lat, err = a.benchLatency(ctx, brokers, p, wl, sourceOf, obs, rate, o.latency)
 	}
@@ -870,6 +987,9 @@ func (a *app) benchGateway(ctx context.Context, o benchOptions, brokers, sources
 // backlog, and returns the measurements and how to stop it.
 func (a *app) drain(ctx context.Context, o benchOptions, brokers, sources []string, p *parts, log *slog.Logger,
 	cpuProfile string) (benchPhase, *benchObserver, func() error, error) {
+	if err := o.settle(); err != nil {
+		return benchPhase{}, nil, nil, err
+	}
 	obs := &benchObserver{backlog: int64(o.events), drained: make(chan struct{}), latDone: make(chan struct{}),
 		sourceTime: map[string]time.Time{}, readAt: map[string]time.Time{}, stats: p.decider.Stats}
 	h0, m0 := p.decider.Stats()

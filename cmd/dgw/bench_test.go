@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -10,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dgwproject/dgw/gateway"
@@ -437,4 +441,71 @@ func TestQuantile(t *testing.T) {
 	require.Equal(t, time.Duration(10), quantile(ds, 0.99))
 	require.Equal(t, time.Duration(10), quantile(ds, 1))
 	require.Zero(t, quantile(nil, 0.5))
+}
+
+// TestServeBenchBroker drives the embedded broker child's protocol: its
+// addresses first, then one answer per collection asked for; an unknown
+// request is an error; the end of its input stops it.
+func TestServeBenchBroker(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		input   []string
+		wantErr string
+	}{
+		{"collections", []string{benchCollect, benchCollect}, ""},
+		{"unknown request", []string{benchCollect, "compact"}, `unknown request "compact"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			inR, inW := io.Pipe()
+			outR, outW := net.Pipe() // with a deadline, so that a missing answer fails
+			require.NoError(t, outR.SetReadDeadline(time.Now().Add(time.Minute)))
+			a := &app{stdin: inR, stdout: outW, stderr: io.Discard, environ: []string{}}
+			done := make(chan error, 1)
+			go func() {
+				err := a.serveBenchBroker(benchOptions{partitions: 1, topics: "dgw.bench.t"})
+				outW.Close()
+				done <- err
+			}()
+			out := bufio.NewReader(outR)
+			addrs, err := out.ReadString('\n')
+			require.NoError(t, err)
+			require.NotEmpty(t, strings.TrimSpace(addrs), "the broker's addresses come first")
+			conn, err := net.Dial("tcp", strings.Split(strings.TrimSpace(addrs), ",")[0])
+			require.NoError(t, err, "the broker listens there")
+			conn.Close()
+			for _, req := range c.input {
+				_, err := io.WriteString(inW, req+"\n")
+				require.NoError(t, err)
+				if req != benchCollect {
+					break
+				}
+				ack, err := out.ReadString('\n')
+				require.NoError(t, err)
+				assert.Equal(t, benchCollected+"\n", ack)
+			}
+			inW.Close()
+			err = <-done
+			if c.wantErr == "" {
+				assert.NoError(t, err, "the end of its input stops the broker")
+				return
+			}
+			assert.ErrorContains(t, err, c.wantErr)
+		})
+	}
+}
+
+func TestParseMemTotal(t *testing.T) {
+	for _, c := range []struct {
+		meminfo string
+		want    int64
+	}{
+		{"MemTotal:       30000000 kB\nMemFree:  100 kB\n", 30000000 << 10},
+		{"MemFree:  100 kB\nMemTotal:        3145728 kB\n", 3 << 30},
+		{"MemTotal: 12 MB\n", 0},
+		{"MemTotal: lots kB\n", 0},
+		{"MemFree: 100 kB\n", 0},
+		{"", 0},
+	} {
+		assert.Equal(t, c.want, parseMemTotal(c.meminfo), "%q", c.meminfo)
+	}
 }
