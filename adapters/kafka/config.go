@@ -161,10 +161,19 @@ type SinkConfig struct {
 	// ClientID names this client in broker logs and quotas. Default "dgw".
 	ClientID string
 	// BatchSize is the most records one produce request carries for a
-	// partition. There is no linger: records for a broker with no request
-	// of the sink in flight are sent at once, and what arrives meanwhile
-	// goes in the next request. Default 100.
+	// partition. There is no linger: records for a broker with fewer than
+	// MaxInFlight requests of the sink in flight are sent at once, and what
+	// arrives while MaxInFlight are in flight goes in the next request.
+	// Default 100.
 	BatchSize int
+	// MaxInFlight is the most produce requests of the sink in flight to one
+	// broker, as the Java client's max.in.flight.requests.per.connection.
+	// A partition is never in two requests at once, so each partition's
+	// records are written in order whatever the value; more requests in
+	// flight let a record for one partition go while another partition's
+	// request waits for its acknowledgement, fewer put more records in
+	// each request. Default 5.
+	MaxInFlight int
 	// BatchBytes is the most bytes one produce request carries for a
 	// partition; a single larger record fails with a
 	// kafkago.MessageTooLargeError. Keep it at or below the broker's
@@ -191,6 +200,9 @@ func (c *SinkConfig) setDefaults() {
 	if c.BatchBytes == 0 {
 		c.BatchBytes = 1 << 20
 	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 5
+	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 5
 	}
@@ -212,6 +224,9 @@ func (c *SinkConfig) Validate() error {
 	}
 	if c.BatchBytes <= 0 {
 		errs = append(errs, fmt.Errorf("batch_bytes: expected a positive integer, got %d", c.BatchBytes))
+	}
+	if c.MaxInFlight <= 0 {
+		errs = append(errs, fmt.Errorf("max_in_flight: expected a positive integer, got %d", c.MaxInFlight))
 	}
 	if c.MaxAttempts <= 0 {
 		errs = append(errs, fmt.Errorf("max_attempts: expected a positive integer, got %d", c.MaxAttempts))

@@ -37,7 +37,15 @@ func testCtx(t *testing.T) context.Context {
 // newSink returns a sink closed at the end of the test.
 func newSink(t testing.TB, brokers []string) *kafka.Sink {
 	t.Helper()
-	s, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "test-sink"})
+	return newSinkWith(t, kafka.SinkConfig{Brokers: brokers})
+}
+
+// newSinkWith returns a sink with cfg (client id test-sink), closed at the
+// end of the test.
+func newSinkWith(t testing.TB, cfg kafka.SinkConfig) *kafka.Sink {
+	t.Helper()
+	cfg.ClientID = "test-sink"
+	s, err := kafka.NewSink(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	return s

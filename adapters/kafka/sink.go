@@ -35,17 +35,20 @@ var ErrSinkClosed = errors.New("kafka sink closed")
 // keeps each recipient's records about one passenger in order; records
 // without a key are spread at random.
 //
-// Each broker has at most one produce request of this sink in flight, and
-// one request carries the records of every partition led by that broker
-// that are waiting. A record for an idle broker is sent at once; records
-// arriving while a request is in flight wait for it and then go together
-// in the next one. So an idle gateway pays one round trip per write, not a
-// linger (kafka-go's Writer always waits BatchTimeout for a partial
-// batch), and a busy one sends as few requests as the broker's round trip
-// allows: the gateway's records are spread over dozens of recipient
-// partitions, which a request per partition would send one or two at a
-// time. A partition is never in two requests at once, which keeps its
-// records in the order they were handed to Write, retries included.
+// Each broker has at most MaxInFlight produce requests of this sink in
+// flight, and one request carries the records of every partition led by
+// that broker that are waiting and not in flight already. A record for a
+// broker with fewer requests in flight is sent at once; records arriving
+// while MaxInFlight are in flight (or while their partition is) wait for
+// one to end and then go together in the next one. So a lightly loaded
+// gateway pays one round trip per write, not a linger (kafka-go's Writer
+// always waits BatchTimeout for a partial batch), nor the end of another
+// write's request; and a busy one sends as few requests as the broker's
+// round trip allows: the gateway's records are spread over dozens of
+// recipient partitions, which a request per partition would send one or
+// two at a time. A partition is never in two requests at once, which
+// keeps its records in the order they were handed to Write, retries
+// included.
 //
 // Topics are never created implicitly: a missing topic fails the records
 // meant for it. kafka-go's transport caches metadata, so a topic created by
@@ -157,7 +160,7 @@ type sinkPartition struct {
 type brokerQueue struct {
 	leader  int32
 	ready   []*sinkPartition // partitions with records queued and none in flight, in arrival order
-	sending bool             // a request is in flight (its sender takes the next one)
+	sending int              // requests in flight, at most MaxInFlight (each sender takes the next one)
 }
 
 // partBatch is one partition's records in a request.
@@ -272,14 +275,14 @@ func (s *Sink) Write(ctx context.Context, ds ...gateway.Disclosure) error {
 	}
 	for _, g := range groups {
 		bq := s.parts[g.tp].bq
-		if bq.sending || len(bq.ready) == 0 {
+		if bq.sending >= s.cfg.MaxInFlight || len(bq.ready) == 0 {
 			continue
 		}
-		bq.sending = true
+		bq.sending++
 		if req := s.take(bq); len(req) > 0 {
 			starts = append(starts, start{bq, req})
 		} else {
-			bq.sending = false
+			bq.sending--
 		}
 	}
 	s.senders.Add(len(starts))
@@ -470,7 +473,7 @@ func (s *Sink) finish(bq *brokerQueue, req []partBatch) []partBatch {
 	}
 	if len(next) == 0 {
 		next = nil
-		bq.sending = false
+		bq.sending--
 	}
 	s.qmu.Unlock()
 	for _, pb := range req {

@@ -121,7 +121,7 @@ func failProduce(c *kfake.Cluster, n int64, code int16) *atomic.Int64 {
 
 func TestSinkSendsAtOnceAndGroupsWhatArrivesMeanwhile(t *testing.T) {
 	c, brokers, log := startKfake(t, 1, "out", "other", "third")
-	s := newSink(t, brokers)
+	s := newSinkWith(t, kafka.SinkConfig{Brokers: brokers, MaxInFlight: 1})
 	// Warm the metadata cache, so the requests below are produce requests only.
 	require.NoError(t, s.Write(testCtx(t), gateway.Disclosure{Topic: "out", Value: []byte("warm-up")}))
 
@@ -137,7 +137,7 @@ func TestSinkSendsAtOnceAndGroupsWhatArrivesMeanwhile(t *testing.T) {
 		t.Fatal("the first record was never sent")
 	}
 	// Five writers while that request is in flight, for three partitions
-	// of the same broker: they queue.
+	// of the same broker: with one request in flight at most, they queue.
 	var wg sync.WaitGroup
 	topics := []string{"out", "out", "other", "out", "third"}
 	errs := make([]error, len(topics))
@@ -167,6 +167,79 @@ func TestSinkSendsAtOnceAndGroupsWhatArrivesMeanwhile(t *testing.T) {
 	assert.Equal(t, []string{"warm-up", "first"}, got[:2])
 	assert.Len(t, consumeAll(t, brokers, "other"), 1)
 	assert.Len(t, consumeAll(t, brokers, "third"), 1)
+}
+
+// holdProduces makes the broker hold the next n produce requests until
+// release is closed; arrived receives once per held request, when it has
+// reached the broker.
+func holdProduces(c *kfake.Cluster, n int) (arrived chan struct{}, release chan struct{}) {
+	arrived, release = make(chan struct{}, n), make(chan struct{})
+	var held atomic.Int64
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if held.Add(1) > int64(n) {
+			c.DropControl()
+			return nil, nil, false
+		}
+		c.KeepControl()
+		arrived <- struct{}{}
+		c.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	return arrived, release
+}
+
+func TestSinkSendsBesideRequestsInFlightUpToMaxInFlight(t *testing.T) {
+	c, brokers, log := startKfake(t, 1, "out", "other", "third")
+	s := newSinkWith(t, kafka.SinkConfig{Brokers: brokers, MaxInFlight: 2})
+	for _, topic := range []string{"out", "other", "third"} {
+		// Warm the metadata cache, so the requests below are produce requests only.
+		require.NoError(t, s.Write(testCtx(t), gateway.Disclosure{Topic: topic, Value: []byte("warm-up")}))
+	}
+	warm := len(log.requests())
+	arrived, release := holdProduces(c, 2)
+	write := func(topic, value string) chan error {
+		done := make(chan error, 1)
+		go func() { done <- s.Write(testCtx(t), gateway.Disclosure{Topic: topic, Value: []byte(value)}) }()
+		return done
+	}
+	waitArrival := func(what string) {
+		t.Helper()
+		select {
+		case <-arrived:
+		case <-testCtx(t).Done():
+			t.Fatalf("%s never reached the broker", what)
+		}
+	}
+	first := write("out", "first")
+	waitArrival("the first record")
+	// Another partition's record does not wait for the request in flight.
+	other := write("other", "other")
+	waitArrival("a record for another partition, while one request was in flight")
+	// Two requests in flight: a third partition's record waits, and so
+	// does a record of a partition already in flight.
+	third, second := write("third", "third"), write("out", "second")
+	require.Eventually(t, func() bool { return s.Queued("third", 0) == 1 && s.Queued("out", 0) == 1 },
+		testTimeout, time.Millisecond, "records queue while MaxInFlight requests are in flight")
+	close(release)
+	for _, done := range []chan error{first, other, third, second} {
+		require.NoError(t, <-done)
+	}
+	reqs := log.requests()[warm:]
+	require.GreaterOrEqual(t, len(reqs), 3)
+	assert.Equal(t, [][]int32{{1}, {1}}, reqs[:2], "one request per write while fewer than two were in flight")
+	// The queued records go as the held requests end: together, or the
+	// third partition's first when the other partition's request ends
+	// before the first partition's.
+	var rest []int32
+	for _, r := range reqs[2:] {
+		rest = append(rest, r...)
+	}
+	assert.Equal(t, []int32{1, 1}, rest, "the queued records, each sent once")
+	var got []string
+	for _, m := range consumeAll(t, brokers, "out") {
+		got = append(got, string(m.Value))
+	}
+	assert.Equal(t, []string{"warm-up", "first", "second"}, got, "a partition's records in the order written")
 }
 
 func TestSinkOrderPerPartitionUnderConcurrentWriters(t *testing.T) {

@@ -183,8 +183,8 @@ func TestSinkConfigValidation(t *testing.T) {
 	}{
 		{"no brokers", kafka.SinkConfig{}, []string{"brokers: at least one"}},
 		{"bad broker", kafka.SinkConfig{Brokers: []string{"localhost"}}, []string{`"localhost" is not host:port`}},
-		{"negative values", kafka.SinkConfig{Brokers: []string{"h:1"}, BatchBytes: -1, BatchSize: -1, MaxAttempts: -1, WriteTimeout: -1, DialTimeout: -1},
-			[]string{"batch_bytes", "batch_size", "max_attempts", "write_timeout", "dial_timeout"}},
+		{"negative values", kafka.SinkConfig{Brokers: []string{"h:1"}, BatchBytes: -1, BatchSize: -1, MaxAttempts: -1, MaxInFlight: -1, WriteTimeout: -1, DialTimeout: -1},
+			[]string{"batch_bytes", "batch_size", "max_attempts", "max_in_flight", "write_timeout", "dial_timeout"}},
 		{"bad security", kafka.SinkConfig{Brokers: []string{"h:1"}, Security: kafka.Security{SASLMechanism: "GSSAPI"}},
 			[]string{`unknown SASL mechanism "GSSAPI"`}},
 	}
