@@ -206,3 +206,66 @@ func TestPipelineSerialisesAuditRecordsPerWorker(t *testing.T) {
 	}
 	assert.Greater(t, len(workers), 1, "events spread over several workers")
 }
+
+// recycler is an AuditRecycler that notes what the pipeline hands back.
+type recycler struct {
+	auditCounter
+	mu       sync.Mutex
+	recycled []string // "worker:value" of every record handed back
+}
+
+func (r *recycler) Recycle(worker int, recs []gateway.Disclosure) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, d := range recs {
+		r.recycled = append(r.recycled, fmt.Sprintf("%d:%s", worker, d.Value))
+	}
+}
+
+func (r *recycler) Recycled() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.recycled...)
+}
+
+// The pipeline hands audit records back to an AuditRecycler once the sink
+// acknowledged them, and never records whose write did not complete: a
+// request still in flight may read those.
+func TestPipelineHandsAuditRecordsBackOnceAcknowledged(t *testing.T) {
+	t.Run("acknowledged", func(t *testing.T) {
+		sink := &gatewaytest.MemSink{}
+		aud := &recycler{}
+		run(t, gatewaytest.NewMemSource(true, msgs("e1", "e2")...), gatewaytest.DeciderFunc(allowAll), redactor(), sink,
+			[]*gateway.Recipient{recipient("a")}, gateway.WithAuditor(aud), gateway.WithWorkers(1))
+		assert.Equal(t, []string{"0:e1:a:delivered", "0:e2:a:delivered"}, aud.Recycled())
+		var written []string
+		for _, d := range sink.Topic("audit") {
+			written = append(written, string(d.Value))
+		}
+		assert.Equal(t, []string{"e1:a:delivered", "e2:a:delivered"}, written)
+	})
+	t.Run("not acknowledged", func(t *testing.T) {
+		attempted := make(chan struct{})
+		var once sync.Once
+		sink := &gatewaytest.MemSink{Fail: func(d gateway.Disclosure, _ int) error {
+			if d.Topic == "audit" {
+				once.Do(func() { close(attempted) })
+				return gatewaytest.ErrInjected
+			}
+			return nil
+		}}
+		aud := &recycler{}
+		ctx, cancel := context.WithCancel(t.Context())
+		p, err := gateway.New(gatewaytest.NewMemSource(false, msgs("e1")...), decoder(), gatewaytest.DeciderFunc(allowAll), redactor(), sink,
+			[]*gateway.Recipient{recipient("a")}, gateway.WithAuditor(aud), gateway.WithWorkers(1),
+			gateway.WithRetryBackoff(time.Millisecond, time.Millisecond), gateway.WithDrainTimeout(20*time.Millisecond))
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		<-attempted
+		cancel()
+		require.NoError(t, <-done)
+		require.Len(t, aud.Calls(), 1)
+		assert.Empty(t, aud.Recycled(), "a record whose write did not complete is never handed back")
+	})
+}

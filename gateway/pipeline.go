@@ -89,6 +89,14 @@ type AuditInput struct {
 	Correction bool
 }
 
+// AuditRecycler is an Auditor that reuses the bytes of its records: the
+// pipeline hands an event's audit records back once the sink acknowledged
+// them (a Sink keeps no record's bytes past a Write that returned nil), and
+// never hands back records whose write did not complete.
+type AuditRecycler interface {
+	Recycle(worker int, recs []Disclosure)
+}
+
 // Auditor turns an event's decisions into audit records.
 //
 // The pipeline writes an event's audit records before anything of the
@@ -461,7 +469,7 @@ func (p *Pipeline) handle(ctx context.Context, worker int, j job, scopes *scopeM
 					owner[k] = -1
 				}
 			}
-		} else if !p.writeAudit(ctx, recs) {
+		} else if !p.writeAudit(ctx, worker, recs) {
 			span.SetStatus(codes.Error, "audit records not acknowledged before shutdown")
 			return
 		}
@@ -511,18 +519,27 @@ func (p *Pipeline) correctAudit(ctx context.Context, worker int, span trace.Span
 		span.SetStatus(codes.Error, "audit correction failed")
 		return false
 	}
-	if !p.writeAudit(ctx, recs) {
+	if !p.writeAudit(ctx, worker, recs) {
 		span.SetStatus(codes.Error, "audit correction not acknowledged before shutdown")
 		return false
 	}
 	return true
 }
 
-// writeAudit writes audit records until they are acknowledged or ctx ends.
-func (p *Pipeline) writeAudit(ctx context.Context, recs []Disclosure) bool {
+// writeAudit writes worker's audit records until they are acknowledged or
+// ctx ends. Acknowledged, they go back to an AuditRecycler; records whose
+// write did not complete are never handed back, since a request still in
+// flight may read them.
+func (p *Pipeline) writeAudit(ctx context.Context, worker int, recs []Disclosure) bool {
 	ctx, span := p.producerSpan(ctx, "dgw.audit", len(recs))
 	defer span.End()
-	return p.writeRetrying(ctx, "audit records", recs...)
+	if !p.writeRetrying(ctx, "audit records", recs...) {
+		return false
+	}
+	if r, ok := p.cfg.auditor.(AuditRecycler); ok {
+		r.Recycle(worker, recs)
+	}
+	return true
 }
 
 // producerSpan starts the span of a write of n records; untraced, the

@@ -26,6 +26,10 @@ type Source interface {
 // a *DeliveryErrors with one entry per record (nil for the acknowledged
 // ones), or another error when it cannot tell which records were written;
 // callers then treat every record as not delivered.
+//
+// A Sink keeps no record's bytes once Write returned nil: the caller may
+// reuse them then (the audit records' are, see AuditRecycler). After any
+// other outcome a request still in flight may read them.
 type Sink interface {
 	Write(ctx context.Context, ds ...Disclosure) error
 	Close(ctx context.Context) error

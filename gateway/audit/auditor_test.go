@@ -3,6 +3,7 @@ package audit_test
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -157,4 +158,48 @@ func TestAuditorConcurrentWorkers(t *testing.T) {
 	assert.True(t, r.OK(), "%v", r.Problems)
 	assert.Equal(t, 4, r.Chains)
 	assert.Equal(t, 100, r.Records)
+}
+
+// Recycled bytes: the chain's next entry is sealed into the bytes handed
+// back, and the trail is the same as without recycling.
+func TestAuditorRecycle(t *testing.T) {
+	c := codec(t)
+	a := newAuditor(t, c, testKey("k"), "i1")
+	plain := newAuditor(t, c, testKey("k"), "i1")
+	var tr trail
+	var handedBack []byte
+	for i := range 6 {
+		in := func() *gateway.AuditInput {
+			return &gateway.AuditInput{Worker: 0, Event: event(fmt.Sprintf("ev-%d", i), "P1", int64(i)), Results: results()}
+		}
+		ds, err := a.Records(in())
+		require.NoError(t, err)
+		want, err := plain.Records(in())
+		require.NoError(t, err)
+		require.Len(t, ds, 1)
+		if handedBack != nil {
+			assert.Same(t, &handedBack[:1][0], &ds[0].Value[0], "entry %d is sealed into the bytes handed back", i)
+		}
+		assert.Equal(t, want[0].Value, ds[0].Value, "entry %d: the same bytes as without recycling", i)
+		tr = append(tr, audit.Record{Topic: ds[0].Topic, Offset: int64(i), Key: ds[0].Key, Value: slices.Clone(ds[0].Value)})
+		handedBack = ds[0].Value
+		a.Recycle(0, ds)
+	}
+	r := verify(t, c, tr, 0, audit.WithKey(testKey("k")))
+	assert.True(t, r.OK(), "%v", r.Problems)
+	assert.Equal(t, 6, r.Records)
+
+	// Bytes too small for an entry are not used; another worker's chain
+	// does not take this one's.
+	small := make([]byte, 0, 8)
+	a.Recycle(0, []gateway.Disclosure{{Value: small}})
+	a.Recycle(-1, []gateway.Disclosure{{Value: make([]byte, 0, 1<<16)}})
+	other, err := a.Records(&gateway.AuditInput{Worker: 1, Event: event("ev-w1", "P1", 9), Results: results()})
+	require.NoError(t, err)
+	assert.NotSame(t, &handedBack[:1][0], &other[0].Value[0], "worker 1 does not take worker 0's bytes")
+	ds, err := a.Records(&gateway.AuditInput{Worker: 0, Event: event("ev-6", "P1", 6), Results: results()})
+	require.NoError(t, err)
+	assert.Same(t, &handedBack[:1][0], &ds[0].Value[0], "the larger of the bytes handed back is kept")
+	_, err = c.Decode(ds[0].Value)
+	assert.NoError(t, err)
 }

@@ -199,7 +199,7 @@ func (c *Codec) seal(e *Entry, key *keyMACs, scratch []byte) (out, grown []byte,
 // hashes the domain and the record with the reused digest s.sum, so that
 // the ~10 KB of an entry are neither copied out of a scratch buffer nor
 // over-allocated. e.Decisions is not read.
-func (c *Codec) sealParts(e *Entry, ps [][]byte, n int, key *keyMACs, s *sealScratch) ([]byte, error) {
+func (c *Codec) sealParts(e *Entry, ps [][]byte, n int, key *keyMACs, s *sealScratch, spare []byte) ([]byte, error) {
 	e.Hash, e.MAC = [32]byte{}, [32]byte{}
 	head, err := appendHead(s.head[:0], e)
 	if err != nil {
@@ -207,7 +207,11 @@ func (c *Codec) sealParts(e *Entry, ps [][]byte, n int, key *keyMACs, s *sealScr
 	}
 	s.head = head
 	size := len(c.header) + len(head) + n + 2*binary.MaxVarintLen64 + tail
-	out := append(append(make([]byte, 0, size), c.header[:]...), head...)
+	out := spare[:0]
+	if cap(out) < size {
+		out = make([]byte, 0, size)
+	}
+	out = append(append(out, c.header[:]...), head...)
 	if len(ps) > 0 {
 		out = appendLong(out, int64(len(ps)))
 		for _, p := range ps {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/dgwproject/dgw/gateway"
@@ -72,8 +73,9 @@ func (s *MemSource) Acked() map[int64]int {
 	return out
 }
 
-// MemSink records written disclosures. Fail, when set, is asked for every
-// disclosure of every Write; a non-nil result fails that disclosure.
+// MemSink records written disclosures, copies of their bytes (a Sink keeps
+// none of the caller's). Fail, when set, is asked for every disclosure of
+// every Write; a non-nil result fails that disclosure.
 type MemSink struct {
 	Fail func(d gateway.Disclosure, attempt int) error
 
@@ -102,6 +104,7 @@ func (s *MemSink) Write(_ context.Context, ds ...gateway.Disclosure) error {
 				continue
 			}
 		}
+		d.Key, d.Value = slices.Clone(d.Key), slices.Clone(d.Value)
 		s.written = append(s.written, d)
 	}
 	if failed {
