@@ -60,8 +60,9 @@ type benchOptions struct {
 	// acct is the audit trail and subject state of the gateway runs, set
 	// by bench when audit is on.
 	acct *accountability
-	// settle has the broker collect its garbage before each phase.
-	settle func() error
+	// settle has the embedded broker collect its garbage before a phase
+	// (benchCollect), or collect and pause its collector (benchHold).
+	settle func(request string) error
 
 	// serveBroker runs only the embedded broker, for a parent bench
 	// process (hidden).
@@ -94,8 +95,7 @@ memory figures are the gateway's own; --broker measures against any Kafka
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.serveBroker {
-				benchBrokerCollector()
-				return a.serveBenchBroker(o)
+				return a.serveBenchBroker(o, pauseCollector)
 			}
 			if o.events <= 0 || o.partitions <= 0 || o.workers <= 0 || o.queue < 0 || o.latency < 0 || o.cacheSize < 0 || o.rate < 0 {
 				return failWith(2, errors.New("--events, --partitions and --workers must be positive; --queue, --latency, --latency-rate and --decision-cache not negative"))
@@ -319,7 +319,7 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 	res.Config.RecordBytes = float64(bytes) / float64(o.events)
 
 	if o.mirror {
-		if err := o.settle(); err != nil {
+		if err := o.settle(benchCollect); err != nil {
 			return err
 		}
 		progress("mirror: copying %d records to %d topics", o.events, len(mirrorTopics))
@@ -378,9 +378,11 @@ type benchBroker struct {
 	addrs []string
 	where string
 	stop  func()
-	// collect has the embedded broker collect its garbage and returns
-	// once it has (a no-op for an external Kafka).
-	collect func() error
+	// collect has the embedded broker carry out a collection request
+	// (benchCollect, benchHold) and returns once it has; a no-op for an
+	// external Kafka. The in-process broker shares the gateway's
+	// collector, which it never pauses.
+	collect func(request string) error
 }
 
 // benchBrokerFor starts the embedded broker, or checks the external one
@@ -391,7 +393,7 @@ func (a *app) benchBrokerFor(ctx context.Context, o benchOptions, topics []strin
 		if err := kafka.EnsureTopics(ctx, brokers, o.partitions, 1, topics...); err != nil {
 			return nil, fmt.Errorf("create topics: %w", err)
 		}
-		return &benchBroker{addrs: brokers, where: "external Kafka", stop: func() {}, collect: func() error { return nil }}, nil
+		return &benchBroker{addrs: brokers, where: "external Kafka", stop: func() {}, collect: func(string) error { return nil }}, nil
 	}
 	if o.embedded == "in-process" {
 		b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Partitions: o.partitions, Topics: topics})
@@ -399,7 +401,7 @@ func (a *app) benchBrokerFor(ctx context.Context, o benchOptions, topics []strin
 			return nil, fmt.Errorf("start embedded broker: %w", err)
 		}
 		return &benchBroker{addrs: b.Addrs(), where: "embedded broker (in-process)", stop: b.Close,
-			collect: func() error { runtime.GC(); return nil }}, nil
+			collect: func(string) error { runtime.GC(); return nil }}, nil
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -436,12 +438,12 @@ func (a *app) benchBrokerFor(ctx context.Context, o benchOptions, topics []strin
 		stop()
 		return nil, fmt.Errorf("embedded broker process: no address: %w", err)
 	}
-	collect := func() error {
-		if _, err := io.WriteString(stdin, benchCollect+"\n"); err != nil {
+	collect := func(request string) error {
+		if _, err := io.WriteString(stdin, request+"\n"); err != nil {
 			return fmt.Errorf("embedded broker process: %w", err)
 		}
 		if ack, err := out.ReadString('\n'); err != nil || strings.TrimSpace(ack) != benchCollected {
-			return fmt.Errorf("embedded broker process: asked to collect, answered %q: %v", ack, err)
+			return fmt.Errorf("embedded broker process: asked to %s, answered %q: %v", request, ack, err)
 		}
 		return nil
 	}
@@ -480,54 +482,40 @@ func parseMemTotal(meminfo string) int64 {
 	return 0
 }
 
-// pretouch has the Go heap take n bytes from the kernel and keep them
-// free for later allocations: with the collector off the runtime returns
-// no memory until the memory limit nears.
-func pretouch(n int64) {
-	b := make([]byte, n)
-	for i := 0; i < len(b); i += 4096 {
-		b[i] = 1
-	}
-	runtime.KeepAlive(b)
-	b = nil
-	runtime.GC()
-}
-
 // The embedded broker child's protocol on stdin and stdout, after it
-// printed its addresses: the parent writes benchCollect, the child
-// collects its garbage and answers benchCollected.
-const (
-	benchCollect   = "collect"
-	benchCollected = "collected"
-)
-
-// benchBrokerCollector sets the garbage collector of the embedded
-// broker's child process.
+// printed its addresses: the parent writes a request, the child carries it
+// out and answers benchCollected.
 //
 // The embedded broker keeps every record in memory and allocates about
 // 50 KB per gateway event besides, so its heap doubles within a phase;
 // collected then, a 0.5-1 GB heap takes 80-320 ms to mark, and the broker
 // answers no fetch until it is done (measured: every stall of the latency
 // phase's fetches over 70 ms began and ended with such a collection). That
-// is the test broker's pause, not the gateway's latency, and where it
-// falls decides which phase pays it. So the broker collects only between
-// phases (when the parent asks, before each one) or at a memory limit
-// (half the machine's memory), and first touches memory that a phase's
-// garbage would otherwise take from the kernel page by page, so that no
-// phase pays page faults the others do not.
-func benchBrokerCollector() {
-	mem := memTotal()
-	if mem <= 0 {
-		return
+// is the test broker's pause, not the gateway's latency. So the broker
+// collects before each phase (benchCollect), which lets every phase start
+// from the same state; the throughput phases then run with its collector
+// as it is, a cost of moving the bytes that the mirror pays too, and the
+// latency phase with its collector paused (benchHold) until the run ends,
+// or until its heap reaches half the machine's memory.
+const (
+	benchCollect   = "collect"
+	benchHold      = "hold"
+	benchCollected = "collected"
+)
+
+// pauseCollector stops the process's garbage collector until its heap
+// reaches half the machine's memory.
+func pauseCollector() {
+	if mem := memTotal(); mem > 0 {
+		debug.SetMemoryLimit(mem / 2)
+		debug.SetGCPercent(-1)
 	}
-	debug.SetGCPercent(-1)
-	debug.SetMemoryLimit(mem / 2)
-	pretouch(min(mem/8, 2<<30))
 }
 
 // serveBenchBroker runs the embedded broker until stdin ends, printing its
-// addresses first, and collects its garbage whenever the parent asks.
-func (a *app) serveBenchBroker(o benchOptions) error {
+// addresses first, and collects its garbage whenever the parent asks;
+// hold pauses the collector (pauseCollector in the child).
+func (a *app) serveBenchBroker(o benchOptions, hold func()) error {
 	var topics []string
 	if o.topics != "" {
 		topics = strings.Split(o.topics, ",")
@@ -540,7 +528,11 @@ func (a *app) serveBenchBroker(o benchOptions) error {
 	fmt.Fprintln(a.stdout, strings.Join(b.Addrs(), ","))
 	in := bufio.NewScanner(a.stdin)
 	for in.Scan() {
-		if in.Text() != benchCollect {
+		switch in.Text() {
+		case benchCollect:
+		case benchHold:
+			hold()
+		default:
 			return fmt.Errorf("bench broker: unknown request %q", in.Text())
 		}
 		runtime.GC()
@@ -966,7 +958,7 @@ func (a *app) benchGateway(ctx context.Context, o benchOptions, brokers, sources
 		if o.rate > 0 {
 			rate = o.rate
 		}
-		if err := o.settle(); err != nil {
+		if err := o.settle(benchHold); err != nil {
 			_ = stop()
 			return benchPhase{}, nil, nil, err
 		}
@@ -987,7 +979,7 @@ func (a *app) benchGateway(ctx context.Context, o benchOptions, brokers, sources
 // backlog, and returns the measurements and how to stop it.
 func (a *app) drain(ctx context.Context, o benchOptions, brokers, sources []string, p *parts, log *slog.Logger,
 	cpuProfile string) (benchPhase, *benchObserver, func() error, error) {
-	if err := o.settle(); err != nil {
+	if err := o.settle(benchCollect); err != nil {
 		return benchPhase{}, nil, nil, err
 	}
 	obs := &benchObserver{backlog: int64(o.events), drained: make(chan struct{}), latDone: make(chan struct{}),

@@ -444,15 +444,16 @@ func TestQuantile(t *testing.T) {
 }
 
 // TestServeBenchBroker drives the embedded broker child's protocol: its
-// addresses first, then one answer per collection asked for; an unknown
-// request is an error; the end of its input stops it.
+// addresses first, then one answer per collection asked for (and with
+// the collector paused); an unknown request is an error; the end of its
+// input stops it.
 func TestServeBenchBroker(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		input   []string
 		wantErr string
 	}{
-		{"collections", []string{benchCollect, benchCollect}, ""},
+		{"collections", []string{benchCollect, benchHold, benchCollect}, ""},
 		{"unknown request", []string{benchCollect, "compact"}, `unknown request "compact"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -461,8 +462,9 @@ func TestServeBenchBroker(t *testing.T) {
 			require.NoError(t, outR.SetReadDeadline(time.Now().Add(time.Minute)))
 			a := &app{stdin: inR, stdout: outW, stderr: io.Discard, environ: []string{}}
 			done := make(chan error, 1)
+			var held atomic.Int32
 			go func() {
-				err := a.serveBenchBroker(benchOptions{partitions: 1, topics: "dgw.bench.t"})
+				err := a.serveBenchBroker(benchOptions{partitions: 1, topics: "dgw.bench.t"}, func() { held.Add(1) })
 				outW.Close()
 				done <- err
 			}()
@@ -476,7 +478,7 @@ func TestServeBenchBroker(t *testing.T) {
 			for _, req := range c.input {
 				_, err := io.WriteString(inW, req+"\n")
 				require.NoError(t, err)
-				if req != benchCollect {
+				if req != benchCollect && req != benchHold {
 					break
 				}
 				ack, err := out.ReadString('\n')
@@ -487,6 +489,7 @@ func TestServeBenchBroker(t *testing.T) {
 			err = <-done
 			if c.wantErr == "" {
 				assert.NoError(t, err, "the end of its input stops the broker")
+				assert.Equal(t, int32(1), held.Load(), "the collector is paused when asked, once")
 				return
 			}
 			assert.ErrorContains(t, err, c.wantErr)
