@@ -53,21 +53,29 @@ func (a *auditCounter) Calls() []*gateway.AuditInput {
 	return append([]*gateway.AuditInput(nil), a.calls...)
 }
 
-func TestPipelineDisclosesNothingBeforeItsAuditIsAcknowledged(t *testing.T) {
-	attempted := make(chan struct{})
+// auditFailingSink fails every audit record and writes the rest;
+// attempted is closed at the first audit write.
+func auditFailingSink() (sink *gatewaytest.MemSink, attempted chan struct{}) {
+	attempted = make(chan struct{})
 	var once sync.Once
-	sink := &gatewaytest.MemSink{Fail: func(d gateway.Disclosure, _ int) error {
+	return &gatewaytest.MemSink{Fail: func(d gateway.Disclosure, _ int) error {
 		if d.Topic == "audit" {
 			once.Do(func() { close(attempted) })
 			return gatewaytest.ErrInjected
 		}
 		return nil
-	}}
-	src := gatewaytest.NewMemSource(false, msgs("e1", "e2")...)
-	aud := &auditCounter{}
+	}}, attempted
+}
+
+// runUntilAuditFails runs one worker over src, with aud, on a sink that
+// fails every audit record, until the first audit write was attempted;
+// then it stops the pipeline and returns the sink.
+func runUntilAuditFails(t *testing.T, src gateway.Source, aud gateway.Auditor, r *gateway.Recipient) *gatewaytest.MemSink {
+	t.Helper()
+	sink, attempted := auditFailingSink()
 	ctx, cancel := context.WithCancel(t.Context())
 	p, err := gateway.New(src, decoder(), gatewaytest.DeciderFunc(allowAll), redactor(), sink,
-		[]*gateway.Recipient{recipient("ok")}, gateway.WithAuditor(aud), gateway.WithWorkers(1),
+		[]*gateway.Recipient{r}, gateway.WithAuditor(aud), gateway.WithWorkers(1),
 		gateway.WithRetryBackoff(time.Millisecond, time.Millisecond), gateway.WithDrainTimeout(20*time.Millisecond))
 	require.NoError(t, err)
 	done := make(chan error, 1)
@@ -75,6 +83,13 @@ func TestPipelineDisclosesNothingBeforeItsAuditIsAcknowledged(t *testing.T) {
 	<-attempted
 	cancel()
 	require.NoError(t, <-done)
+	return sink
+}
+
+func TestPipelineDisclosesNothingBeforeItsAuditIsAcknowledged(t *testing.T) {
+	src := gatewaytest.NewMemSource(false, msgs("e1", "e2")...)
+	aud := &auditCounter{}
+	sink := runUntilAuditFails(t, src, aud, recipient("ok"))
 
 	assert.Empty(t, sink.Topic("out.ok"), "no delivery without an acknowledged audit record")
 	assert.Empty(t, src.Acked(), "nothing is acked")
@@ -245,26 +260,8 @@ func TestPipelineHandsAuditRecordsBackOnceAcknowledged(t *testing.T) {
 		assert.Equal(t, []string{"e1:a:delivered", "e2:a:delivered"}, written)
 	})
 	t.Run("not acknowledged", func(t *testing.T) {
-		attempted := make(chan struct{})
-		var once sync.Once
-		sink := &gatewaytest.MemSink{Fail: func(d gateway.Disclosure, _ int) error {
-			if d.Topic == "audit" {
-				once.Do(func() { close(attempted) })
-				return gatewaytest.ErrInjected
-			}
-			return nil
-		}}
 		aud := &recycler{}
-		ctx, cancel := context.WithCancel(t.Context())
-		p, err := gateway.New(gatewaytest.NewMemSource(false, msgs("e1")...), decoder(), gatewaytest.DeciderFunc(allowAll), redactor(), sink,
-			[]*gateway.Recipient{recipient("a")}, gateway.WithAuditor(aud), gateway.WithWorkers(1),
-			gateway.WithRetryBackoff(time.Millisecond, time.Millisecond), gateway.WithDrainTimeout(20*time.Millisecond))
-		require.NoError(t, err)
-		done := make(chan error, 1)
-		go func() { done <- p.Run(ctx) }()
-		<-attempted
-		cancel()
-		require.NoError(t, <-done)
+		runUntilAuditFails(t, gatewaytest.NewMemSource(false, msgs("e1")...), aud, recipient("a"))
 		require.Len(t, aud.Calls(), 1)
 		assert.Empty(t, aud.Recycled(), "a record whose write did not complete is never handed back")
 	})
