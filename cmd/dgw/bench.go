@@ -439,16 +439,45 @@ func (a *app) benchBrokerFor(ctx context.Context, o benchOptions, topics []strin
 		return nil, fmt.Errorf("embedded broker process: no address: %w", err)
 	}
 	collect := func(request string) error {
-		if _, err := io.WriteString(stdin, request+"\n"); err != nil {
+		if err := askBrokerChild(ctx, stdin, out, request, benchCollectTimeout); err != nil {
 			return fmt.Errorf("embedded broker process: %w", err)
-		}
-		if ack, err := out.ReadString('\n'); err != nil || strings.TrimSpace(ack) != benchCollected {
-			return fmt.Errorf("embedded broker process: asked to %s, answered %q: %v", request, ack, err)
 		}
 		return nil
 	}
 	return &benchBroker{addrs: strings.Split(strings.TrimSpace(line), ","), where: "embedded broker (child process)",
 		stop: stop, collect: collect}, nil
+}
+
+// askBrokerChild writes request to the broker child and waits up to
+// timeout (or until ctx ends) for its answer, benchCollected. A collection
+// takes well under a second; a child that does not answer must not hold
+// the run until --timeout.
+func askBrokerChild(ctx context.Context, w io.Writer, r *bufio.Reader, request string, timeout time.Duration) error {
+	if _, err := io.WriteString(w, request+"\n"); err != nil {
+		return err
+	}
+	type answer struct {
+		line string
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		line, err := r.ReadString('\n')
+		got <- answer{line, err}
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case a := <-got:
+		if a.err != nil || strings.TrimSpace(a.line) != benchCollected {
+			return fmt.Errorf("asked to %s, answered %q: %v", request, a.line, a.err)
+		}
+		return nil
+	case <-t.C:
+		return fmt.Errorf("asked to %s, no answer within %s", request, timeout)
+	case <-ctx.Done():
+		return fmt.Errorf("asked to %s: %w", request, ctx.Err())
+	}
 }
 
 // memTotal is the machine's memory in bytes from /proc/meminfo, 0 when
@@ -501,6 +530,8 @@ const (
 	benchCollect   = "collect"
 	benchHold      = "hold"
 	benchCollected = "collected"
+	// benchCollectTimeout bounds the wait for the child's answer.
+	benchCollectTimeout = time.Minute
 )
 
 // pauseCollector stops the process's garbage collector until its heap

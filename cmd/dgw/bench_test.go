@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -510,5 +511,48 @@ func TestParseMemTotal(t *testing.T) {
 		{"", 0},
 	} {
 		assert.Equal(t, c.want, parseMemTotal(c.meminfo), "%q", c.meminfo)
+	}
+}
+
+// askBrokerChild: the child's answer ends the wait; a wrong answer, an
+// ended output or none within the timeout is an error.
+func TestAskBrokerChild(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		answer  string // written by the child; "" writes nothing
+		close   bool   // the child's output ends
+		wantErr string
+	}{
+		{"answered", benchCollected + "\n", false, ""},
+		{"wrong answer", "compacted\n", false, `answered "compacted\n"`},
+		{"output ended", "", true, "EOF"},
+		{"no answer", "", false, "no answer within"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			childOut, parentIn := io.Pipe()
+			var sent bytes.Buffer
+			go func() {
+				if c.answer != "" {
+					_, _ = io.WriteString(parentIn, c.answer)
+				}
+				if c.close {
+					parentIn.Close()
+				}
+			}()
+			t.Cleanup(func() { parentIn.Close() })
+			// Only the case without an answer waits for the timeout; the
+			// others end as soon as the child's output says.
+			timeout := time.Minute
+			if c.answer == "" && !c.close {
+				timeout = 20 * time.Millisecond
+			}
+			err := askBrokerChild(t.Context(), &sent, bufio.NewReader(childOut), benchCollect, timeout)
+			assert.Equal(t, benchCollect+"\n", sent.String(), "the request is one line")
+			if c.wantErr == "" {
+				assert.NoError(t, err)
+				return
+			}
+			assert.ErrorContains(t, err, c.wantErr)
+		})
 	}
 }
