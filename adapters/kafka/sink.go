@@ -415,10 +415,13 @@ func (s *Sink) take(bq *brokerQueue) []partBatch {
 }
 
 // run sends req, then bq's next requests until nothing is ready; the
-// caller set bq.sending and counted the sender in s.senders. inline: run
-// is called by the Write whose records req holds (only those: the broker
-// was idle), so its ctx may end that request; the next ones hold others'
-// records and are sent from a new goroutine, so that Write is not held.
+// caller counted the request in bq.sending and the sender in s.senders.
+// inline: run is called by the Write whose records req holds (only those:
+// a Write that finds fewer than MaxInFlight requests in flight finds
+// nothing else ready, since every Write and every finished request takes
+// what is ready while a slot is free), so its ctx may end that request;
+// the next ones hold others' records and are sent from a new goroutine, so
+// that Write is not held.
 func (s *Sink) run(ctx context.Context, bq *brokerQueue, req []partBatch, inline bool) {
 	for {
 		s.send(ctx, req)
