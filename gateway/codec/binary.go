@@ -51,6 +51,20 @@ var (
 	maxTime = time.Date(2201, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
+// timestampOf checks a timestamp-millis long (micros: -micros) against the
+// range every reader and writer of dgw accepts, 1900..2200, and returns
+// its time.
+func timestampOf(path string, v int64, micros bool) (time.Time, error) {
+	lo, hi, at := minTime.UnixMilli(), maxTime.UnixMilli(), time.UnixMilli
+	if micros {
+		lo, hi, at = minTime.UnixMicro(), maxTime.UnixMicro(), time.UnixMicro
+	}
+	if v < lo || v >= hi {
+		return time.Time{}, invalid(path, "timestamp out of range 1900..2200")
+	}
+	return at(v).UTC(), nil
+}
+
 type reader struct {
 	b []byte
 	i int
@@ -134,15 +148,9 @@ func (r *reader) read(s avro.Schema, path string) (any, error) {
 		}
 		switch {
 		case isLogical(s, avro.TimestampMillis):
-			if v < minTime.UnixMilli() || v >= maxTime.UnixMilli() {
-				return nil, invalid(path, "timestamp out of range 1900..2200")
-			}
-			return time.UnixMilli(v).UTC(), nil
+			return timestampOf(path, v, false)
 		case isLogical(s, avro.TimestampMicros):
-			if v < minTime.UnixMicro() || v >= maxTime.UnixMicro() {
-				return nil, invalid(path, "timestamp out of range 1900..2200")
-			}
-			return time.UnixMicro(v).UTC(), nil
+			return timestampOf(path, v, true)
 		}
 		return v, nil
 	case avro.Float:

@@ -279,24 +279,13 @@ func (r *preader) check(n *pnode) error {
 	case pLong:
 		_, err := r.long(n.path)
 		return err
-	case pTimestampMillis:
+	case pTimestampMillis, pTimestampMicros:
 		v, err := r.long(n.path)
 		if err != nil {
 			return err
 		}
-		if v < minTime.UnixMilli() || v >= maxTime.UnixMilli() {
-			return invalid(n.path, "timestamp out of range 1900..2200")
-		}
-		return nil
-	case pTimestampMicros:
-		v, err := r.long(n.path)
-		if err != nil {
-			return err
-		}
-		if v < minTime.UnixMicro() || v >= maxTime.UnixMicro() {
-			return invalid(n.path, "timestamp out of range 1900..2200")
-		}
-		return nil
+		_, err = timestampOf(n.path, v, n.kind == pTimestampMicros)
+		return err
 	case pFloat:
 		_, err := r.take(n.path, 4)
 		return err

@@ -259,24 +259,16 @@ func (r *preader) value(n *pnode) (any, error) {
 			return nil, err
 		}
 		return v, nil
-	case pTimestampMillis:
+	case pTimestampMillis, pTimestampMicros:
 		v, err := r.long(n.path)
 		if err != nil {
 			return nil, err
 		}
-		if v < minTime.UnixMilli() || v >= maxTime.UnixMilli() {
-			return nil, invalid(n.path, "timestamp out of range 1900..2200")
-		}
-		return time.UnixMilli(v).UTC(), nil
-	case pTimestampMicros:
-		v, err := r.long(n.path)
+		t, err := timestampOf(n.path, v, n.kind == pTimestampMicros)
 		if err != nil {
 			return nil, err
 		}
-		if v < minTime.UnixMicro() || v >= maxTime.UnixMicro() {
-			return nil, invalid(n.path, "timestamp out of range 1900..2200")
-		}
-		return time.UnixMicro(v).UTC(), nil
+		return t, nil
 	case pFloat:
 		b, err := r.take(n.path, 4)
 		if err != nil {
