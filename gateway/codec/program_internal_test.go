@@ -201,6 +201,17 @@ func TestProgramMatchesGeneric(t *testing.T) {
 	}
 }
 
+// syntheticBooking is the first generated booking of seed and its encoding.
+func syntheticBooking(t *testing.T, set *schema.Set, seed int64) (synth.Event, []byte) {
+	t.Helper()
+	ev := synth.New(synth.Options{Seed: seed, Types: []string{"booking"}}).Next()
+	s, ok := set.ByEventType("booking")
+	require.True(t, ok)
+	raw, err := Encode(s, ev.Value)
+	require.NoError(t, err)
+	return ev, raw
+}
+
 // TestProgramStringsShareOneCopy: the strings of the decision context do
 // not alias the message's bytes, so the decision cache, which keeps
 // contexts, never sees them change. (The layout does refer to the bytes:
@@ -208,10 +219,7 @@ func TestProgramMatchesGeneric(t *testing.T) {
 func TestProgramStringsShareOneCopy(t *testing.T) {
 	set := internalSet(t)
 	d := NewDecoder(set)
-	ev := synth.New(synth.Options{Seed: 2, Types: []string{"booking"}}).Next()
-	s, _ := set.ByEventType("booking")
-	raw, err := Encode(s, ev.Value)
-	require.NoError(t, err)
+	ev, raw := syntheticBooking(t, set, 2)
 	got, err := d.Decode(gateway.Message{Value: raw})
 	require.NoError(t, err)
 	id, dc := got.ID, got.Context
@@ -305,10 +313,7 @@ func BenchmarkDecodePaths(b *testing.B) {
 func TestProgramAllocatesPerRecordNotPerValue(t *testing.T) {
 	set := internalSet(t)
 	d := NewDecoder(set)
-	ev := synth.New(synth.Options{Seed: 3, Types: []string{"booking"}}).Next()
-	s, _ := set.ByEventType("booking")
-	raw, err := Encode(s, ev.Value)
-	require.NoError(t, err)
+	_, raw := syntheticBooking(t, set, 3)
 	msg := gateway.Message{Value: raw}
 	compiled := testing.AllocsPerRun(50, func() { _, _ = d.Decode(msg) })
 	generic := testing.AllocsPerRun(50, func() { _, _ = d.decodeGeneric(msg) })
