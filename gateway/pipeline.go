@@ -135,13 +135,27 @@ type config struct {
 	propagator     propagation.TextMapPropagator
 }
 
+// DefaultWorkers and DefaultQueue are the pipeline's defaults, and dgw
+// run's. A worker handles one event at a time, and each event waits for
+// two acknowledged writes in turn (its audit entry, then its deliveries),
+// so one worker handles at most one event per two round trips to the
+// brokers: the workers are the writes in flight, and they must cover the
+// round trip times the rate (128 events in flight at 2 ms round trips is
+// 32,000 events/s). More workers also fill each produce request with
+// more records. Memory is bounded by workers × (queue+1) events.
+const (
+	DefaultWorkers = 128
+	DefaultQueue   = 4
+)
+
 // WithWorkers sets the number of concurrent workers. Events with the same
 // key always go to the same worker, which keeps per-key order in every
-// recipient topic. Default 8.
+// recipient topic. Default DefaultWorkers.
 func WithWorkers(n int) Option { return optionFunc(func(c *config) { c.workers = n }) }
 
 // WithQueue sets each worker's queue length; workers × (queue+1) bounds the
-// events in flight, and so memory, whatever the backlog. Default 32.
+// events in flight, and so memory, whatever the backlog. Default
+// DefaultQueue.
 func WithQueue(n int) Option { return optionFunc(func(c *config) { c.queue = n }) }
 
 // WithDeadLetterTopic names the topic for undecodable records. Default dgw.deadletter.
@@ -238,8 +252,8 @@ func New(src Source, dec Decoder, decider Decider, red Redactor, sink Sink, reci
 		return nil, errors.New("pipeline: source, decoder, decider, redactor and sink are required")
 	}
 	cfg := config{
-		workers:       8,
-		queue:         32,
+		workers:       DefaultWorkers,
+		queue:         DefaultQueue,
 		deadLetter:    "dgw.deadletter",
 		held:          "dgw.held",
 		drainTimeout:  30 * time.Second,

@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/dgwproject/dgw/adapters/telemetry"
+	"github.com/dgwproject/dgw/gateway"
 )
 
 // Config is the `dgw run` configuration file. Every field can be overridden
@@ -88,8 +89,8 @@ func defaultConfig() Config {
 		AuditTopic:      defaultAuditTopic,
 		SubjectTopic:    defaultSubjectTopic,
 		AuditRetention:  "52596h", // defaultAuditRetention: six years
-		Workers:         8,
-		Queue:           32,
+		Workers:         gateway.DefaultWorkers,
+		Queue:           gateway.DefaultQueue,
 		MaxRecordBytes:  1 << 20,
 		Partitions:      3,
 		LogFormat:       "json",

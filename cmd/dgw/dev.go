@@ -82,7 +82,7 @@ abroad receive nothing.`,
 	f.DurationVar(&o.interval, "interval", 2*time.Second, "how often to print the live summary")
 	f.StringVar(&o.policyDir, "policies", "", "policy directory, watched: a change is loaded once it passes its checks (default: the built-in policies)")
 	f.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
-	f.IntVar(&o.workers, "workers", 8, "gateway workers")
+	f.IntVar(&o.workers, "workers", gateway.DefaultWorkers, "gateway workers, as dgw run's workers")
 	f.BoolVar(&o.trace, "trace", false, "print every span as a JSON line on stdout")
 	f.StringVar(&o.adminAddr, "admin-addr", telemetry.DefaultAdminAddr, "address of the admin server (/metrics, /healthz, /readyz); empty for none")
 	f.BoolVar(&o.requests, "subject-requests", true, "the synthetic passengers also publish subject requests (consents, withdrawals, objections, erasures)")
@@ -159,7 +159,7 @@ func (a *app) dev(ctx context.Context, o devOptions) error {
 	gwErr := make(chan error, 1)
 	go func() {
 		gwErr <- runGateway(ctx, gatewayOptions{brokers: brokers, clientID: "dgw-dev", group: "dgw-dev", topics: sources,
-			deadLetter: deadLetter, held: held, workers: o.workers, queue: 32, parts: p, log: log, observers: observers,
+			deadLetter: deadLetter, held: held, workers: o.workers, queue: gateway.DefaultQueue, parts: p, log: log, observers: observers,
 			ready: obs.ready, extra: obs.gatewayOptions(), acct: acct})
 	}()
 
