@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"runtime"
@@ -1101,6 +1102,21 @@ func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *
 		return nil, err
 	}
 	defer sink.Close(context.WithoutCancel(ctx))
+	recs, err := pregenerate(wl, sourceOf, int64(math.Ceil(rate*d.Seconds())), memTotal()/4)
+	if err != nil {
+		return nil, fmt.Errorf("latency phase at %.0f events/s for %s: %w", rate, d, err)
+	}
+	// The records' bytes are the producers' in production, not the
+	// gateway's: the memory limit grows by them for the phase.
+	var held int64
+	for _, r := range recs {
+		held += int64(len(r.Key) + len(r.Value))
+	}
+	if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64-held {
+		debug.SetMemoryLimit(limit + held)
+		defer debug.SetMemoryLimit(limit)
+	}
+	runtime.GC()
 	obs.live.Store(true)
 	start := time.Now()
 	const tick = 5 * time.Millisecond
@@ -1108,19 +1124,12 @@ func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *
 	defer t.Stop()
 	var sent int64
 	for time.Since(start) < d {
-		want := int64(rate * time.Since(start).Seconds())
+		want := min(int64(rate*time.Since(start).Seconds()), int64(len(recs)))
 		if want > sent {
-			ds := make([]gateway.Disclosure, 0, want-sent)
-			for range want - sent {
-				rec, err := wl.next(sourceOf)
-				if err != nil {
-					return nil, err
-				}
-				ds = append(ds, rec)
-			}
-			if err := sink.Write(ctx, ds...); err != nil {
+			if err := sink.Write(ctx, recs[sent:want]...); err != nil {
 				return nil, fmt.Errorf("publish: %w", err)
 			}
+			clear(recs[sent:want]) // a sink keeps no bytes past a nil Write: let them go
 			sent = want
 		}
 		select {
@@ -1161,6 +1170,31 @@ func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *
 	out.ReadExpected, out.ReadRecords = wantRecords, len(read)
 	out.ReadP50Ms, out.ReadP99Ms, out.ReadMaxMs = ms(quantile(read, 0.5)), ms(quantile(read, 0.99)), ms(quantile(read, 1))
 	return out, nil
+}
+
+// pregenerate generates and encodes the latency phase's n source records
+// before it starts. In production the producers are other processes;
+// generating the records during the phase, in the gateway's process (the
+// generic encoder makes ~60 KB of garbage per record, and costs CPU),
+// had the gateway collect a third more often. budget bounds their bytes
+// (0: no bound), so that a long phase fails at once instead of exhausting
+// memory.
+func pregenerate(wl *workload, sourceOf func(string) string, n, budget int64) ([]gateway.Disclosure, error) {
+	recs := make([]gateway.Disclosure, n)
+	var bytes int64
+	for i := range recs {
+		r, err := wl.next(sourceOf)
+		if err != nil {
+			return nil, err
+		}
+		bytes += int64(len(r.Key) + len(r.Value))
+		if budget > 0 && bytes > budget {
+			return nil, fmt.Errorf("its %d records would need more than %d MiB, a quarter of this machine's memory: shorten --latency or lower --latency-rate",
+				n, budget>>20)
+		}
+		recs[i] = r
+	}
+	return recs, nil
 }
 
 // readBack reads the recipient records written since `since` and returns,

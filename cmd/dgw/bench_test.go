@@ -103,6 +103,37 @@ func TestBenchWorkloadSizes(t *testing.T) {
 	}
 }
 
+// TestPregenerate: the latency phase's records are the workload's next
+// ones, generated before the phase; a phase too long for the memory budget
+// fails at once, saying what to change.
+func TestPregenerate(t *testing.T) {
+	p, err := buildParts(t.Context(), "", "", redact.DevKeyring("bench"), 1<<20, discardLogger())
+	require.NoError(t, err)
+	want := newWorkload(p.set, 3, true)
+	for range 5 { // the backlog
+		_, err := want.next(sourceTopic)
+		require.NoError(t, err)
+	}
+	wl := newWorkload(p.set, 3, true)
+	for range 5 {
+		_, err := wl.next(sourceTopic)
+		require.NoError(t, err)
+	}
+	recs, err := pregenerate(wl, sourceTopic, 40, 0)
+	require.NoError(t, err)
+	require.Len(t, recs, 40)
+	for i, r := range recs {
+		w, err := want.next(sourceTopic)
+		require.NoError(t, err)
+		assert.Equal(t, w, r, "record %d continues the stream after the backlog", i)
+	}
+
+	_, err = pregenerate(newWorkload(p.set, 3, true), sourceTopic, 1000, 1<<20)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "its 1000 records would need more than 1 MiB")
+	assert.Contains(t, err.Error(), "shorten --latency or lower --latency-rate")
+}
+
 func BenchmarkStage(b *testing.B) {
 	f := fixture(b, 200)
 	p := f.parts
