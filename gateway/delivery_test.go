@@ -101,15 +101,18 @@ func TestPipelineDeadLettersBadHeaders(t *testing.T) {
 }
 
 // countingSource hands out numbered messages and counts the events in
-// flight: read and not yet acked.
+// flight: read and not yet acked, and their bytes.
 type countingSource struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
 	n        int // messages available
+	size     func(i int) int
 	reads    int
 	inflight int
 	max      int
 	acked    int
+	bytes    int
+	maxBytes int
 }
 
 func newCountingSource(n int) *countingSource {
@@ -129,11 +132,18 @@ func (s *countingSource) Read(ctx context.Context) (gateway.Message, gateway.Ack
 	s.max = max(s.max, s.inflight)
 	s.cond.Broadcast()
 	m := gateway.Message{Topic: "src", Offset: int64(s.reads), Key: []byte("k" + strconv.Itoa(s.reads%7)), Value: []byte("e" + strconv.Itoa(s.reads))}
+	if s.size != nil {
+		m.Value = append(m.Value, make([]byte, s.size(s.reads))...)
+	}
+	size := len(m.Key) + len(m.Value)
+	s.bytes += size
+	s.maxBytes = max(s.maxBytes, s.bytes)
 	var once sync.Once
 	return m, func(context.Context) error {
 		once.Do(func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
+			s.bytes -= size
 			s.inflight--
 			s.acked++
 			s.cond.Broadcast()
@@ -218,6 +228,61 @@ func TestPipelineBoundsEventsInFlight(t *testing.T) {
 			if tt.workers == 1 {
 				assert.Equal(t, bound, maxInflight, "the backlog filled the window")
 			}
+			assert.Len(t, sink.Topic("out.ok"), src.n)
+		})
+	}
+}
+
+// TestPipelineBoundsBytesInFlight: records are handed to workers only
+// while their bytes fit the budget, whatever the number of workers; a
+// record larger than the budget goes alone. Nothing is lost either way.
+func TestPipelineBoundsBytesInFlight(t *testing.T) {
+	const budget = 10_000
+	tests := []struct {
+		name string
+		size func(i int) int
+		// held: the most records handed over at once; largest: the
+		// largest record's value.
+		held, largest int
+	}{
+		{"4 KB records", func(int) int { return 4_000 }, 2, 4_000},
+		{"every fifth record over the budget", func(i int) int {
+			if i%5 == 0 {
+				return 3 * budget
+			}
+			return 1_000
+		}, 9, 3 * budget},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := newCountingSource(60)
+			src.size = tt.size
+			sink := newGatedSink()
+			p, err := gateway.New(src, decoder(), gatewaytest.DeciderFunc(allowAll), redactor(), sink,
+				[]*gateway.Recipient{recipient("ok")}, gateway.WithWorkers(8), gateway.WithQueue(2),
+				gateway.WithMaxInFlightBytes(budget))
+			require.NoError(t, err)
+			done := make(chan error, 1)
+			go func() { done <- p.Run(t.Context()) }()
+			// With every write held, the reader stops at the budget, not at
+			// the 24 events the workers and queues could take.
+			src.waitReads(1)
+			for range 40 {
+				sink.permits <- struct{}{}
+			}
+			sink.openAll()
+			require.NoError(t, <-done)
+			reads, inflight, maxInflight, acked := src.snapshot()
+			assert.Equal(t, src.n, reads)
+			assert.Equal(t, reads, acked, "every event read is handled and acked")
+			assert.Zero(t, inflight)
+			// The source counts from Read: the records handed over, and
+			// the one the reader holds while it waits for room.
+			assert.LessOrEqual(t, maxInflight, tt.held+1, "more records in flight than their bytes allow")
+			src.mu.Lock()
+			maxBytes := src.maxBytes
+			src.mu.Unlock()
+			assert.LessOrEqual(t, maxBytes, budget+tt.largest+16, "bytes in flight exceed the budget and one waiting record")
 			assert.Len(t, sink.Topic("out.ok"), src.n)
 		})
 	}

@@ -117,18 +117,19 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	workers       int
-	queue         int
-	deadLetter    string
-	held          string
-	logger        *slog.Logger
-	observers     []Observer
-	auditor       Auditor
-	drainTimeout  time.Duration
-	retryMin      time.Duration
-	retryMax      time.Duration
-	sinkAttempts  int
-	recipientList []*Recipient
+	workers          int
+	queue            int
+	maxInFlightBytes int64
+	deadLetter       string
+	held             string
+	logger           *slog.Logger
+	observers        []Observer
+	auditor          Auditor
+	drainTimeout     time.Duration
+	retryMin         time.Duration
+	retryMax         time.Duration
+	sinkAttempts     int
+	recipientList    []*Recipient
 
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
@@ -148,6 +149,12 @@ const (
 	DefaultQueue   = 4
 )
 
+// DefaultMaxInFlightBytes bounds the record bytes (key and value) of the
+// events in flight, whatever their count: 128 × 5 events of 1 MiB would
+// otherwise be 640 MiB of records before their decoded and redacted
+// copies. Events of a few KB never reach it.
+const DefaultMaxInFlightBytes = 64 << 20
+
 // WithWorkers sets the number of concurrent workers. Events with the same
 // key always go to the same worker, which keeps per-key order in every
 // recipient topic. Default DefaultWorkers.
@@ -157,6 +164,15 @@ func WithWorkers(n int) Option { return optionFunc(func(c *config) { c.workers =
 // events in flight, and so memory, whatever the backlog. Default
 // DefaultQueue.
 func WithQueue(n int) Option { return optionFunc(func(c *config) { c.queue = n }) }
+
+// WithMaxInFlightBytes bounds the record bytes (key and value) of the
+// events in flight besides their number: a record is handed to its worker
+// only when the bytes in flight leave room for it. A record larger than n
+// waits until nothing else is in flight, then goes alone. Default
+// DefaultMaxInFlightBytes.
+func WithMaxInFlightBytes(n int64) Option {
+	return optionFunc(func(c *config) { c.maxInFlightBytes = n })
+}
 
 // WithDeadLetterTopic names the topic for undecodable records. Default dgw.deadletter.
 func WithDeadLetterTopic(t string) Option { return optionFunc(func(c *config) { c.deadLetter = t }) }
@@ -199,6 +215,9 @@ func (c *config) validate() error {
 	}
 	if c.queue < 0 {
 		return fmt.Errorf("queue must not be negative, got %d", c.queue)
+	}
+	if c.maxInFlightBytes <= 0 {
+		return fmt.Errorf("max in-flight bytes must be positive, got %d", c.maxInFlightBytes)
 	}
 	if c.deadLetter == "" || c.held == "" {
 		return errors.New("dead-letter and held topics must be named")
@@ -252,15 +271,16 @@ func New(src Source, dec Decoder, decider Decider, red Redactor, sink Sink, reci
 		return nil, errors.New("pipeline: source, decoder, decider, redactor and sink are required")
 	}
 	cfg := config{
-		workers:       DefaultWorkers,
-		queue:         DefaultQueue,
-		deadLetter:    "dgw.deadletter",
-		held:          "dgw.held",
-		drainTimeout:  30 * time.Second,
-		retryMin:      100 * time.Millisecond,
-		retryMax:      5 * time.Second,
-		sinkAttempts:  3,
-		recipientList: recipients,
+		workers:          DefaultWorkers,
+		queue:            DefaultQueue,
+		maxInFlightBytes: DefaultMaxInFlightBytes,
+		deadLetter:       "dgw.deadletter",
+		held:             "dgw.held",
+		drainTimeout:     30 * time.Second,
+		retryMin:         100 * time.Millisecond,
+		retryMax:         5 * time.Second,
+		sinkAttempts:     3,
+		recipientList:    recipients,
 	}
 	for _, o := range opts {
 		o.apply(&cfg)
@@ -283,6 +303,8 @@ func New(src Source, dec Decoder, decider Decider, red Redactor, sink Sink, reci
 type job struct {
 	msg Message
 	ack AckFunc
+	// bytes is what the job holds of the in-flight byte budget.
+	bytes int64
 }
 
 // Run processes records until ctx is cancelled or the source is closed, then
@@ -309,6 +331,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// handled, so at most workers × (queue+1) events are in flight, and
 	// memory is bounded, whatever the backlog and however keys are spread.
 	tokens := make(chan struct{}, p.cfg.workers*(p.cfg.queue+1))
+	// And the record bytes in flight are bounded whatever the records'
+	// size.
+	budget := newByteBudget(p.cfg.maxInFlightBytes)
 	queues := make([]chan job, p.cfg.workers)
 	var wg sync.WaitGroup
 	for i := range queues {
@@ -319,6 +344,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			scopes := newScopeMemo()
 			for j := range q {
 				p.handle(workCtx, w, j, scopes)
+				budget.release(j.bytes)
 				<-tokens
 			}
 		}(i, queues[i])
@@ -344,7 +370,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		// stop leaves nothing read-but-unfinished to be read again. The
 		// worker frees a slot even after the drain timeout, as handling
 		// with an ended work context returns at once.
-		queues[p.worker(&msg)] <- job{msg, ack}
+		// Waited for with the work context, which outlives ctx by the drain
+		// timeout: the record is handed over either way (see below), only
+		// past the drain timeout without waiting for room.
+		n := min(int64(len(msg.Key)+len(msg.Value)), p.cfg.maxInFlightBytes)
+		if budget.acquire(workCtx, n) != nil {
+			n = 0
+		}
+		queues[p.worker(&msg)] <- job{msg, ack, n}
 		if ctx.Err() != nil {
 			break
 		}
@@ -354,6 +387,51 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return runErr
+}
+
+// byteBudget bounds the bytes in flight. Only the reader acquires, so one
+// waiter at a time: release wakes it through a one-slot channel, and it
+// checks the room again under the lock.
+type byteBudget struct {
+	mu   sync.Mutex
+	free int64
+	wake chan struct{}
+}
+
+func newByteBudget(n int64) *byteBudget {
+	return &byteBudget{free: n, wake: make(chan struct{}, 1)}
+}
+
+// acquire takes n (at most the budget) once there is room, or returns
+// ctx's error.
+func (b *byteBudget) acquire(ctx context.Context, n int64) error {
+	for {
+		b.mu.Lock()
+		if b.free >= n {
+			b.free -= n
+			b.mu.Unlock()
+			return nil
+		}
+		b.mu.Unlock()
+		select {
+		case <-b.wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (b *byteBudget) release(n int64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.free += n
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
 }
 
 // worker picks the worker of m: FNV-1a of its key, or of its topic and

@@ -279,6 +279,8 @@ func TestNewRejectsBadRegistry(t *testing.T) {
 	assert.ErrorContains(t, err, "registered twice")
 	_, err = gateway.New(src, decoder(), gatewaytest.DeciderFunc(allowAll), redactor(), sink, nil, gateway.WithWorkers(0))
 	assert.ErrorContains(t, err, "workers must be positive")
+	_, err = gateway.New(src, decoder(), gatewaytest.DeciderFunc(allowAll), redactor(), sink, nil, gateway.WithMaxInFlightBytes(0))
+	assert.ErrorContains(t, err, "max in-flight bytes must be positive, got 0")
 }
 
 func TestPipelineRefusalForNothingReleasedLeavesSharedDecisionAlone(t *testing.T) {

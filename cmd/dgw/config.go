@@ -57,10 +57,12 @@ type Config struct {
 	Workers        int    `yaml:"workers"`
 	Queue          int    `yaml:"queue"`
 	MaxRecordBytes int    `yaml:"max_record_bytes"`
-	CreateTopics   bool   `yaml:"create_topics"`
-	Partitions     int    `yaml:"partitions"`
-	LogFormat      string `yaml:"log_format"` // json or text
-	LogLevel       string `yaml:"log_level"`
+	// MaxInFlightBytes bounds the record bytes of the events in flight.
+	MaxInFlightBytes int    `yaml:"max_in_flight_bytes"`
+	CreateTopics     bool   `yaml:"create_topics"`
+	Partitions       int    `yaml:"partitions"`
+	LogFormat        string `yaml:"log_format"` // json or text
+	LogLevel         string `yaml:"log_level"`
 	// TLS and SASL apply to every Kafka connection (config_security.go).
 	TLS  TLSConfig  `yaml:"tls"`
 	SASL SASLConfig `yaml:"sasl"`
@@ -82,22 +84,23 @@ type Config struct {
 
 func defaultConfig() Config {
 	return Config{
-		ClientID:        "dgw",
-		Group:           "dgw",
-		DeadLetterTopic: "dgw.deadletter",
-		HeldTopic:       "dgw.held",
-		AuditTopic:      defaultAuditTopic,
-		SubjectTopic:    defaultSubjectTopic,
-		AuditRetention:  "52596h", // defaultAuditRetention: six years
-		Workers:         gateway.DefaultWorkers,
-		Queue:           gateway.DefaultQueue,
-		MaxRecordBytes:  1 << 20,
-		Partitions:      3,
-		LogFormat:       "json",
-		LogLevel:        "info",
-		AdminAddr:       telemetry.DefaultAdminAddr,
-		GCPercent:       defaultGCPercent,
-		MemoryLimit:     defaultMemoryLimit,
+		ClientID:         "dgw",
+		Group:            "dgw",
+		DeadLetterTopic:  "dgw.deadletter",
+		HeldTopic:        "dgw.held",
+		AuditTopic:       defaultAuditTopic,
+		SubjectTopic:     defaultSubjectTopic,
+		AuditRetention:   "52596h", // defaultAuditRetention: six years
+		Workers:          gateway.DefaultWorkers,
+		Queue:            gateway.DefaultQueue,
+		MaxRecordBytes:   1 << 20,
+		MaxInFlightBytes: gateway.DefaultMaxInFlightBytes,
+		Partitions:       3,
+		LogFormat:        "json",
+		LogLevel:         "info",
+		AdminAddr:        telemetry.DefaultAdminAddr,
+		GCPercent:        defaultGCPercent,
+		MemoryLimit:      defaultMemoryLimit,
 
 		// The policy source (policy_live.go).
 		PolicyWatch:        true,
@@ -167,7 +170,8 @@ func (c *Config) envOverrides(environ []string) error {
 		c.StallTimeout = v
 	}
 	ints := map[string]*int{"DGW_WORKERS": &c.Workers, "DGW_QUEUE": &c.Queue,
-		"DGW_MAX_RECORD_BYTES": &c.MaxRecordBytes, "DGW_PARTITIONS": &c.Partitions, "DGW_GC_PERCENT": &c.GCPercent}
+		"DGW_MAX_RECORD_BYTES": &c.MaxRecordBytes, "DGW_MAX_IN_FLIGHT_BYTES": &c.MaxInFlightBytes,
+		"DGW_PARTITIONS": &c.Partitions, "DGW_GC_PERCENT": &c.GCPercent}
 	for k, p := range ints {
 		if v, ok := env[k]; ok {
 			n, err := strconv.Atoi(v)
@@ -213,6 +217,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxRecordBytes <= 0 {
 		errs = append(errs, fmt.Errorf("max_record_bytes: expected a positive integer, got %d", c.MaxRecordBytes))
+	}
+	if c.MaxInFlightBytes <= 0 {
+		errs = append(errs, fmt.Errorf("max_in_flight_bytes: expected a positive integer, got %d", c.MaxInFlightBytes))
 	}
 	errs = append(errs, c.validateSecurity()...)
 	errs = append(errs, c.validatePolicy()...)

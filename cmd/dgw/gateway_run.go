@@ -13,19 +13,22 @@ import (
 
 // gatewayOptions is what dev and run share to start the pipeline.
 type gatewayOptions struct {
-	brokers      []string
-	clientID     string
-	group        string
-	topics       []string
-	deadLetter   string
-	held         string
-	workers      int
-	queue        int
-	drainTimeout time.Duration
-	parts        *parts
-	log          *slog.Logger
-	observers    []gateway.Observer
-	extra        []gateway.Option
+	brokers    []string
+	clientID   string
+	group      string
+	topics     []string
+	deadLetter string
+	held       string
+	workers    int
+	queue      int
+	// maxInFlightBytes, when set, bounds the record bytes in flight
+	// (default gateway.DefaultMaxInFlightBytes).
+	maxInFlightBytes int64
+	drainTimeout     time.Duration
+	parts            *parts
+	log              *slog.Logger
+	observers        []gateway.Observer
+	extra            []gateway.Option
 	// security applies to every Kafka connection: TLS and SASL.
 	security kafka.Security
 	// sessionTimeout, when set, is the consumer group session timeout;
@@ -93,6 +96,9 @@ func runGateway(ctx context.Context, o gatewayOptions) error {
 	}
 	if o.drainTimeout > 0 {
 		opts = append(opts, gateway.WithDrainTimeout(o.drainTimeout))
+	}
+	if o.maxInFlightBytes > 0 {
+		opts = append(opts, gateway.WithMaxInFlightBytes(o.maxInFlightBytes))
 	}
 	for _, ob := range o.observers {
 		opts = append(opts, gateway.WithObserver(ob))

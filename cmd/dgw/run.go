@@ -93,7 +93,8 @@ objections, erasures) and checks that the audit topic keeps its entries.`,
 			return runGateway(cmd.Context(), gatewayOptions{
 				brokers: cfg.Brokers, clientID: cfg.ClientID, group: cfg.Group, topics: topics,
 				deadLetter: cfg.DeadLetterTopic, held: cfg.HeldTopic, workers: cfg.Workers, queue: cfg.Queue,
-				parts: p, log: log, security: sec, sessionTimeout: session, stallTimeout: stall,
+				maxInFlightBytes: int64(cfg.MaxInFlightBytes),
+				parts:            p, log: log, security: sec, sessionTimeout: session, stallTimeout: stall,
 				ready: obs.ready, extra: obs.gatewayOptions(), acct: acct,
 			})
 		},
