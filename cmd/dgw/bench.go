@@ -53,10 +53,13 @@ type benchOptions struct {
 	memProfile string
 	logLevel   string
 	timeout    time.Duration
-	audit      bool
-	rate       float64
-	gcPercent  int
-	memLimit   string
+	// runs is how many independent runs to make (median, min and max of
+	// each figure when more than one).
+	runs      int
+	audit     bool
+	rate      float64
+	gcPercent int
+	memLimit  string
 
 	// acct is the audit trail and subject state of the gateway runs, set
 	// by bench when audit is on.
@@ -101,6 +104,12 @@ memory figures are the gateway's own; --broker measures against any Kafka
 			if o.events <= 0 || o.partitions <= 0 || o.workers <= 0 || o.queue < 0 || o.latency < 0 || o.cacheSize < 0 || o.rate < 0 {
 				return failWith(2, errors.New("--events, --partitions and --workers must be positive; --queue, --latency, --latency-rate and --decision-cache not negative"))
 			}
+			if o.runs < 1 {
+				return failWith(2, fmt.Errorf("--runs: expected 1 or more, got %d", o.runs))
+			}
+			if o.runs > 1 && (o.cpuProfile != "" || o.memProfile != "") {
+				return failWith(2, errors.New("--cpuprofile and --memprofile profile one run: drop them or --runs"))
+			}
 			if o.embedded != "child" && o.embedded != "in-process" {
 				return failWith(2, fmt.Errorf("--embedded: expected child or in-process, got %q", o.embedded))
 			}
@@ -129,7 +138,8 @@ memory figures are the gateway's own; --broker measures against any Kafka
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway's drain (the warm one with --warm) to this file")
 	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of the gateway's drain to this file")
 	f.StringVar(&o.logLevel, "log-level", "error", "log level: debug, info, warn, error")
-	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
+	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up on a run after this long")
+	f.IntVar(&o.runs, "runs", 1, "independent runs, each with its own broker, backlog and cache; with more than one, the median, min and max of every figure are printed after the runs")
 	f.BoolVar(&o.serveBroker, "serve-broker", false, "run only the embedded broker for a parent bench process")
 	f.StringVar(&o.topics, "topics", "", "topics the served broker creates")
 	_ = f.MarkHidden("serve-broker")
@@ -234,8 +244,6 @@ type benchLatency struct {
 }
 
 func (a *app) bench(ctx context.Context, o benchOptions) error {
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
 	log, err := newLogger("text", o.logLevel, a.stderr)
 	if err != nil {
 		return failWith(2, err)
@@ -248,21 +256,63 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 		// The whole run, mirror included, under dgw run's settings.
 		a.tuneGC(gc, a.environ, log)
 	}
-	p, err := buildParts(ctx, "", "", redact.DevKeyring("dgw-bench"), 1<<20, log, policy.WithCacheSize(o.cacheSize))
+	var runs []benchResult
+	for i := range o.runs {
+		progress := func(format string, args ...any) {
+			if !o.json {
+				if o.runs > 1 {
+					format = fmt.Sprintf("run %d of %d: ", i+1, o.runs) + format
+				}
+				fmt.Fprintf(a.stderr, "dgw bench: "+format+"\n", args...)
+			}
+		}
+		res, err := a.benchOnce(ctx, o, gc, log, progress)
+		if err != nil {
+			if o.runs > 1 {
+				return fmt.Errorf("run %d of %d: %w", i+1, o.runs, err)
+			}
+			return err
+		}
+		runs = append(runs, res)
+	}
+	if len(runs) == 1 {
+		if o.json {
+			enc := json.NewEncoder(a.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(runs[0])
+		}
+		printBench(a.stdout, &runs[0])
+		return nil
+	}
+	sum, err := summarise(runs)
 	if err != nil {
 		return err
 	}
+	if o.json {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(benchRuns{Runs: runs, Summary: sum})
+	}
+	printRuns(a.stdout, runs, sum)
+	return nil
+}
+
+// benchOnce is one run: its own broker (or topics on --broker), backlog,
+// decision cache, audit trail, mirror and gateway phases, within
+// --timeout.
+func (a *app) benchOnce(ctx context.Context, o benchOptions, gc gcSettings, log *slog.Logger, progress func(string, ...any)) (benchResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	p, err := buildParts(ctx, "", "", redact.DevKeyring("dgw-bench"), 1<<20, log, policy.WithCacheSize(o.cacheSize))
+	if err != nil {
+		return benchResult{}, err
+	}
 	recipients, err := pickRecipients(p.recipients, o.recipients)
 	if err != nil {
-		return failWith(2, err)
+		return benchResult{}, failWith(2, err)
 	}
 	run := *p
 	run.recipients = recipients
-	progress := func(format string, args ...any) {
-		if !o.json {
-			fmt.Fprintf(a.stderr, "dgw bench: "+format+"\n", args...)
-		}
-	}
 
 	// Topics: the run's own source topics on an external broker, so an
 	// earlier run's records are not part of the backlog.
@@ -284,7 +334,7 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 
 	bb, err := a.benchBrokerFor(ctx, o, topics)
 	if err != nil {
-		return err
+		return benchResult{}, err
 	}
 	defer bb.stop()
 	brokers, where := bb.addrs, bb.where
@@ -300,10 +350,10 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 		// dgw dev creates them.
 		acct, err := newAccountability(p.set, prefix+defaultAuditTopic, prefix+defaultSubjectTopic, audit.DevKey("dgw-bench"), defaultAuditRetention)
 		if err != nil {
-			return err
+			return benchResult{}, err
 		}
 		if err := acct.ensureTopics(ctx, kafka.AdminConfig{Brokers: brokers}, o.partitions, 1); err != nil {
-			return fmt.Errorf("create the audit and subject topics: %w", err)
+			return benchResult{}, fmt.Errorf("create the audit and subject topics: %w", err)
 		}
 		o.acct = acct
 	}
@@ -314,19 +364,19 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 	start := time.Now()
 	bytes, err := publishBacklog(ctx, brokers, wl, sourceOf, o.events)
 	if err != nil {
-		return fmt.Errorf("publish the backlog: %w", err)
+		return benchResult{}, fmt.Errorf("publish the backlog: %w", err)
 	}
 	res.Config.PublishPerS = float64(o.events) / time.Since(start).Seconds()
 	res.Config.RecordBytes = float64(bytes) / float64(o.events)
 
 	if o.mirror {
 		if err := o.settle(benchCollect); err != nil {
-			return err
+			return benchResult{}, err
 		}
 		progress("mirror: copying %d records to %d topics", o.events, len(mirrorTopics))
 		m, err := runMirror(ctx, brokers, sources, mirrorTopics, fmt.Sprintf("dgw-bench-mirror-%d", time.Now().UnixNano()), int64(o.events))
 		if err != nil {
-			return fmt.Errorf("mirror: %w", err)
+			return benchResult{}, fmt.Errorf("mirror: %w", err)
 		}
 		res.Mirror = &m
 	}
@@ -334,7 +384,7 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 	progress("gateway: draining %d events for %d recipients", o.events, len(recipients))
 	gw, warm, lat, err := a.benchGateway(ctx, o, brokers, sources, sourceOf, &run, wl, log, progress)
 	if err != nil {
-		return err
+		return benchResult{}, err
 	}
 	res.Gateway, res.Warm, res.Latency = gw, warm, lat
 	if m := res.Mirror; m != nil && m.SourcePerSec > 0 {
@@ -343,13 +393,115 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 			res.WarmRatio = &benchRatio{SourceRecords: warm.SourcePerSec / m.SourcePerSec, RecipientRecords: warm.RecipientPerSec / m.RecipientPerSec}
 		}
 	}
-	if o.json {
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+	return res, nil
+}
+
+// benchRuns is what bench prints for --runs over 1.
+type benchRuns struct {
+	Runs []benchResult `json:"runs"`
+	// Summary has the median, min and max of every number of the runs'
+	// results, by its JSON path (e.g. "ratio_warm.source_records"), the
+	// same in every run (the configuration's figures included).
+	Summary map[string]benchStat `json:"summary"`
+}
+
+type benchStat struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+}
+
+// summarise takes the median, min and max of each number that every run's
+// result has: one machine's speed moves between runs, so the medians are
+// the figures to report, with their range.
+func summarise(runs []benchResult) (map[string]benchStat, error) {
+	values := map[string][]float64{}
+	for _, r := range runs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		var doc any
+		if err := json.Unmarshal(b, &doc); err != nil {
+			return nil, err
+		}
+		flattenNumbers("", doc, values)
 	}
-	printBench(a.stdout, &res)
-	return nil
+	out := make(map[string]benchStat, len(values))
+	for k, v := range values {
+		if len(v) != len(runs) {
+			continue // absent from some runs (omitted when zero)
+		}
+		slices.Sort(v)
+		m := v[len(v)/2]
+		if len(v)%2 == 0 {
+			m = (v[len(v)/2-1] + v[len(v)/2]) / 2
+		}
+		out[k] = benchStat{Median: m, Min: v[0], Max: v[len(v)-1]}
+	}
+	return out, nil
+}
+
+func flattenNumbers(prefix string, v any, into map[string][]float64) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if prefix != "" {
+				k = prefix + "." + k
+			}
+			flattenNumbers(k, e, into)
+		}
+	case float64:
+		into[prefix] = append(into[prefix], x)
+	}
+}
+
+// printRuns prints one line per run and the medians of the figures the
+// README's table reports.
+func printRuns(w io.Writer, runs []benchResult, sum map[string]benchStat) {
+	c := &runs[0].Config
+	fmt.Fprintf(w, "dgw bench: %d runs of %d events, %d recipients, %d partitions, %d workers × (queue %d + 1), %s\n",
+		len(runs), c.Events, c.Recipients, c.Partitions, c.Workers, c.Queue, c.Broker)
+	fmt.Fprintf(w, "%4s %10s %10s %10s %8s %10s %10s %9s\n", "run", "mirror/s", "gateway/s", "warm/s", "ratio", "warm ratio", "p99 ms", "RSS MiB")
+	for i, r := range runs {
+		get := func(p *benchPhase) float64 {
+			if p == nil {
+				return 0
+			}
+			return p.SourcePerSec
+		}
+		ratio, warmRatio, p99 := 0.0, 0.0, 0.0
+		if r.Ratio != nil {
+			ratio = r.Ratio.SourceRecords
+		}
+		if r.WarmRatio != nil {
+			warmRatio = r.WarmRatio.SourceRecords
+		}
+		if r.Latency != nil {
+			p99 = r.Latency.AckP99Ms
+		}
+		fmt.Fprintf(w, "%4d %10.0f %10.0f %10.0f %8.2f %10.2f %10.1f %9.0f\n", i+1, get(r.Mirror), get(&r.Gateway), get(r.Warm),
+			ratio, warmRatio, p99, r.Gateway.PeakRSSMiB)
+	}
+	fmt.Fprintf(w, "\n%-52s %12s %12s %12s\n", "figure, over the runs", "median", "min", "max")
+	for _, f := range []struct{ label, key string }{
+		{"mirror: source records/s", "mirror.source_records_per_sec"},
+		{"gateway: source records/s", "gateway.source_records_per_sec"},
+		{"gateway: CPU µs per event", "gateway.cpu_us_per_event"},
+		{"gateway, warm cache: source records/s", "gateway_warm.source_records_per_sec"},
+		{"gateway, warm cache: CPU µs per event", "gateway_warm.cpu_us_per_event"},
+		{"ratio gateway/mirror (source records/s)", "ratio.source_records"},
+		{"ratio gateway, warm cache/mirror", "ratio_warm.source_records"},
+		{"decision cache hit ratio", "gateway.decision_cache_hit_ratio"},
+		{"peak RSS while draining, MiB", "gateway.peak_rss_mib"},
+		{"latency: offered events/s", "latency.offered_events_per_sec"},
+		{"latency: ack p50 ms", "latency.ack_p50_ms"},
+		{"latency: ack p99 ms", "latency.ack_p99_ms"},
+	} {
+		if st, ok := sum[f.key]; ok {
+			fmt.Fprintf(w, "%-52s %12.4g %12.4g %12.4g\n", f.label, st.Median, st.Min, st.Max)
+		}
+	}
 }
 
 func pickRecipients(all []*gateway.Recipient, spec string) ([]*gateway.Recipient, error) {

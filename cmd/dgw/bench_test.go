@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -437,6 +438,66 @@ func TestBenchCommand(t *testing.T) {
 	require.Equal(t, r.Latency.ReadExpected, int64(r.Latency.ReadRecords), "every recipient record of the latency phase is read back")
 	require.LessOrEqual(t, r.Latency.AckP50Ms, r.Latency.AckP99Ms)
 	require.LessOrEqual(t, r.Latency.ReadP50Ms, r.Latency.ReadP99Ms)
+}
+
+// TestBenchRuns: --runs makes independent runs (each decides from an empty
+// cache) and summarises every figure as median, min and max; bad
+// combinations are refused before anything runs.
+func TestBenchRuns(t *testing.T) {
+	out, stderr, code := runCLI(t, nil, "bench", "--runs", "2", "--events", "60", "--latency", "0", "--warm=false",
+		"--embedded", "in-process", "--partitions", "1", "--recipients", "4", "--json")
+	require.Equal(t, 0, code, stderr)
+	var rs benchRuns
+	require.NoError(t, json.Unmarshal([]byte(out), &rs), out)
+	require.Len(t, rs.Runs, 2)
+	for i, r := range rs.Runs {
+		assert.Positive(t, r.Gateway.CacheMisses, "run %d decides from an empty cache", i+1)
+		assert.Equal(t, rs.Runs[0].Gateway.Delivered, r.Gateway.Delivered, "every run drains the same events")
+	}
+	got := rs.Summary["gateway.source_records_per_sec"]
+	a, b := rs.Runs[0].Gateway.SourcePerSec, rs.Runs[1].Gateway.SourcePerSec
+	assert.InDelta(t, (a+b)/2, got.Median, 1e-6*got.Median)
+	assert.Equal(t, min(a, b), got.Min)
+	assert.Equal(t, max(a, b), got.Max)
+	assert.Equal(t, benchStat{Median: 60, Min: 60, Max: 60}, rs.Summary["config.events"])
+
+	text, stderr, code := runCLI(t, nil, "bench", "--runs", "2", "--events", "30", "--latency", "0", "--warm=false", "--mirror=false",
+		"--embedded", "in-process", "--partitions", "1", "--recipients", "2")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, text, "dgw bench: 2 runs of 30 events")
+	assert.Contains(t, text, "gateway: source records/s")
+	assert.Contains(t, stderr, "run 2 of 2: publishing 30 events")
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--runs", "0"}, "--runs: expected 1 or more, got 0"},
+		{[]string{"--runs", "3", "--cpuprofile", filepath.Join(t.TempDir(), "cpu.out")}, "--cpuprofile and --memprofile profile one run"},
+	} {
+		_, stderr, code := runCLI(t, nil, append([]string{"bench"}, c.args...)...)
+		assert.Equal(t, 2, code, c.args)
+		assert.Contains(t, stderr, c.want)
+	}
+}
+
+func TestSummarise(t *testing.T) {
+	run := func(gw, warm float64) benchResult {
+		r := benchResult{Gateway: benchPhase{SourcePerSec: gw, Delivered: 5}}
+		if warm > 0 {
+			r.Warm = &benchPhase{SourcePerSec: warm}
+		}
+		return r
+	}
+	sum, err := summarise([]benchResult{run(30, 1), run(10, 0), run(20, 3)})
+	require.NoError(t, err)
+	assert.Equal(t, benchStat{Median: 20, Min: 10, Max: 30}, sum["gateway.source_records_per_sec"])
+	assert.Equal(t, benchStat{Median: 5, Min: 5, Max: 5}, sum["gateway.delivered"])
+	_, ok := sum["gateway_warm.source_records_per_sec"]
+	assert.False(t, ok, "a figure missing from a run has no summary")
+	sum, err = summarise([]benchResult{run(10, 0), run(40, 0)})
+	require.NoError(t, err)
+	assert.Equal(t, benchStat{Median: 25, Min: 10, Max: 40}, sum["gateway.source_records_per_sec"], "an even count takes the mean of the middle two")
 }
 
 func TestPickRecipients(t *testing.T) {
