@@ -169,6 +169,17 @@ func (s *countingSource) snapshot() (reads, inflight, maxInflight, acked int) {
 	return s.reads, s.inflight, s.max, s.acked
 }
 
+// assertEveryEventAcked checks that src's events were all read, handled
+// and acked, and returns the most that were in flight at once.
+func assertEveryEventAcked(t *testing.T, src *countingSource) (maxInflight int) {
+	t.Helper()
+	reads, inflight, maxInflight, acked := src.snapshot()
+	assert.Equal(t, src.n, reads)
+	assert.Equal(t, reads, acked, "every event read is handled and acked")
+	assert.Zero(t, inflight)
+	return maxInflight
+}
+
 // gatedSink lets one Write through per permit, or all once opened.
 type gatedSink struct {
 	gatewaytest.MemSink
@@ -220,10 +231,7 @@ func TestPipelineBoundsEventsInFlight(t *testing.T) {
 			}
 			sink.openAll()
 			require.NoError(t, <-done)
-			reads, inflight, maxInflight, acked := src.snapshot()
-			assert.Equal(t, src.n, reads)
-			assert.Equal(t, reads, acked, "every event read is handled and acked")
-			assert.Zero(t, inflight)
+			maxInflight := assertEveryEventAcked(t, src)
 			assert.LessOrEqual(t, maxInflight, bound, "events in flight exceeded workers × (queue+1)")
 			if tt.workers == 1 {
 				assert.Equal(t, bound, maxInflight, "the backlog filled the window")
@@ -272,10 +280,7 @@ func TestPipelineBoundsBytesInFlight(t *testing.T) {
 			}
 			sink.openAll()
 			require.NoError(t, <-done)
-			reads, inflight, maxInflight, acked := src.snapshot()
-			assert.Equal(t, src.n, reads)
-			assert.Equal(t, reads, acked, "every event read is handled and acked")
-			assert.Zero(t, inflight)
+			maxInflight := assertEveryEventAcked(t, src)
 			// The source counts from Read: the records handed over, and
 			// the one the reader holds while it waits for room.
 			assert.LessOrEqual(t, maxInflight, tt.held+1, "more records in flight than their bytes allow")
