@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -44,19 +45,40 @@ type RevisionReporter interface {
 	Revision() string
 }
 
+// inFlight is the work Run holds: events read and not finished, and the
+// record bytes handed to workers.
+type inFlight struct {
+	events atomic.Int64
+	budget *byteBudget
+}
+
 // registerGauges registers the pipeline's observable gauges; the returned
 // func unregisters them. Without a meter provider nothing is registered.
-func (p *Pipeline) registerGauges() (unregister func(), err error) {
+func (p *Pipeline) registerGauges(work *inFlight) (unregister func(), err error) {
 	lagger, hasLag := p.src.(LagReporter)
 	reviser, hasRevision := p.decider.(RevisionReporter)
 	staller, hasStalls := p.src.(StallReporter)
-	if p.cfg.meterProvider == nil || (!hasLag && !hasRevision && !hasStalls) {
+	if p.cfg.meterProvider == nil {
 		return func() {}, nil
 	}
 	m := p.cfg.meterProvider.Meter(instrumentationName)
 	var observables []metric.Observable
 	var lag, revision metric.Int64ObservableGauge
 	var stalls metric.Int64ObservableCounter
+	// The work in flight against its bounds (workers × (queue+1) events,
+	// max in-flight bytes): at the bound while the lag grows, the gateway
+	// is the bottleneck; well under it, the source or the brokers are.
+	events, err := m.Int64ObservableGauge("dgw.pipeline.in_flight",
+		metric.WithDescription("Events read from the source and not finished yet (at most workers × (queue+1))."))
+	if err != nil {
+		return nil, fmt.Errorf("in-flight events gauge: %w", err)
+	}
+	bytes, err := m.Int64ObservableGauge("dgw.pipeline.in_flight.bytes",
+		metric.WithDescription("Record bytes (key and value) of the events handed to workers and not finished yet (at most max_in_flight_bytes)."))
+	if err != nil {
+		return nil, fmt.Errorf("in-flight bytes gauge: %w", err)
+	}
+	observables = append(observables, events, bytes)
 	if hasLag {
 		if lag, err = m.Int64ObservableGauge("dgw.consumer.lag",
 			metric.WithDescription("Records of a source partition at or after the first one this process has not finished.")); err != nil {
@@ -79,6 +101,8 @@ func (p *Pipeline) registerGauges() (unregister func(), err error) {
 		observables = append(observables, stalls)
 	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(events, work.events.Load())
+		o.ObserveInt64(bytes, work.budget.used())
 		if hasLag {
 			for _, l := range lagger.Lag() {
 				o.ObserveInt64(lag, l.Lag, metric.WithAttributes(

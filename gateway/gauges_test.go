@@ -187,3 +187,56 @@ func ExampleNewPolicyReloads() {
 	// dgw.policy.reloads success 1
 	// dgw.policy.reloads failure 1
 }
+
+// holdingSink holds every Write until released, and says when one starts.
+type holdingSink struct {
+	gatewaytest.MemSink
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *holdingSink) Write(ctx context.Context, ds ...gateway.Disclosure) error {
+	s.entered <- struct{}{}
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.MemSink.Write(ctx, ds...)
+}
+
+// TestPipelineInFlightGauges: the events read and not finished, and their
+// record bytes, are exported while Run runs, and gone once it returns.
+func TestPipelineInFlightGauges(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+
+	in := msgs("e1", "e2")
+	src := gatewaytest.NewMemSource(false, in...)
+	sink := &holdingSink{entered: make(chan struct{}), release: make(chan struct{})}
+	p, err := gateway.New(src, decoder(), gatewaytest.DeciderFunc(allowAll), redactor(), sink, []*gateway.Recipient{recipient("ok")},
+		gateway.WithMeterProvider(mp))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	runErr := make(chan error, 1)
+	go func() { runErr <- p.Run(ctx) }()
+
+	// Both events are in their workers' deliveries (their keys go to two
+	// workers), so both are in flight.
+	<-sink.entered
+	<-sink.entered
+	var bytes int64
+	for _, m := range in {
+		bytes += int64(len(m.Key) + len(m.Value))
+	}
+	assert.Equal(t, []point{{attrs: map[string]string{}, value: 2}}, collect(t, reader, "dgw.pipeline.in_flight"))
+	assert.Equal(t, []point{{attrs: map[string]string{}, value: bytes}}, collect(t, reader, "dgw.pipeline.in_flight.bytes"))
+
+	close(sink.release)
+	cancel()
+	require.NoError(t, <-runErr)
+	assert.Len(t, sink.Topic("out.ok"), 2)
+	assert.Empty(t, collect(t, reader, "dgw.pipeline.in_flight"), "a stopped pipeline reports nothing in flight")
+	assert.Empty(t, collect(t, reader, "dgw.pipeline.in_flight.bytes"))
+}

@@ -321,12 +321,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		context.AfterFunc(workCtx, func() { t.Stop() })
 	})
 	defer stop()
-	unregister, err := p.registerGauges()
-	if err != nil {
-		return fmt.Errorf("pipeline: telemetry: %w", err)
-	}
-	defer unregister()
-
 	// A token is taken before each Read and given back once the event is
 	// handled, so at most workers × (queue+1) events are in flight, and
 	// memory is bounded, whatever the backlog and however keys are spread.
@@ -334,6 +328,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// And the record bytes in flight are bounded whatever the records'
 	// size.
 	budget := newByteBudget(p.cfg.maxInFlightBytes)
+	work := &inFlight{budget: budget}
+	unregister, err := p.registerGauges(work)
+	if err != nil {
+		return fmt.Errorf("pipeline: telemetry: %w", err)
+	}
+	defer unregister()
 	queues := make([]chan job, p.cfg.workers)
 	var wg sync.WaitGroup
 	for i := range queues {
@@ -345,6 +345,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			for j := range q {
 				p.handle(workCtx, w, j, scopes)
 				budget.release(j.bytes)
+				work.events.Add(-1)
 				<-tokens
 			}
 		}(i, queues[i])
@@ -365,6 +366,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			}
 			break
 		}
+		work.events.Add(1)
 		// A record read is always handed to its worker, even when ctx has
 		// ended meanwhile: it is then drained like the others, so a clean
 		// stop leaves nothing read-but-unfinished to be read again. The
@@ -394,12 +396,20 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // checks the room again under the lock.
 type byteBudget struct {
 	mu   sync.Mutex
+	max  int64
 	free int64
 	wake chan struct{}
 }
 
 func newByteBudget(n int64) *byteBudget {
-	return &byteBudget{free: n, wake: make(chan struct{}, 1)}
+	return &byteBudget{max: n, free: n, wake: make(chan struct{}, 1)}
+}
+
+// used is the bytes taken and not given back.
+func (b *byteBudget) used() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.max - b.free
 }
 
 // acquire takes n (at most the budget) once there is room, or returns
