@@ -550,6 +550,9 @@ func TestSubjectRequestsApplyInStream(t *testing.T) {
 			Msg        string `json:"msg"`
 			Records    int    `json:"records"`
 			Passengers int    `json:"passengers"`
+			Workers    int    `json:"workers"`
+			Queue      int    `json:"queue"`
+			MaxBytes   int64  `json:"max_in_flight_bytes"`
 		}
 		require.NoError(t, json.Unmarshal([]byte(line), &l))
 		switch l.Msg {
@@ -559,6 +562,8 @@ func TestSubjectRequestsApplyInStream(t *testing.T) {
 			assert.Equal(t, 3, l.Passengers)
 		case "gateway started":
 			started = i
+			assert.Equal(t, []int64{4, 16, gateway.DefaultMaxInFlightBytes}, []int64{int64(l.Workers), int64(l.Queue), l.MaxBytes},
+				"the start line states the bounds of the work in flight")
 		}
 		assert.False(t, synth.ContainsCanary([]byte(line)), "no passenger id in the logs: %s", line)
 	}

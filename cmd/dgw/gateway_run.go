@@ -111,8 +111,13 @@ func runGateway(ctx context.Context, o gatewayOptions) error {
 		sink.Close(context.WithoutCancel(ctx))
 		return err
 	}
+	maxBytes := o.maxInFlightBytes
+	if maxBytes == 0 {
+		maxBytes = gateway.DefaultMaxInFlightBytes
+	}
 	o.log.Info("gateway started", "group", o.group, "topics", len(o.topics), "recipients", len(o.parts.recipients),
-		"policy_revision", o.parts.decider.Revision(), "security", o.security)
+		"policy_revision", o.parts.decider.Revision(), "security", o.security,
+		"workers", o.workers, "queue", o.queue, "max_in_flight_bytes", maxBytes)
 	stopped := o.ready.watchGateway(src)
 	runErr := p.Run(ctx)
 	stopped()
