@@ -275,11 +275,14 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 		}
 		runs = append(runs, res)
 	}
+	encode := func(v any) error {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
 	if len(runs) == 1 {
 		if o.json {
-			enc := json.NewEncoder(a.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(runs[0])
+			return encode(runs[0])
 		}
 		printBench(a.stdout, &runs[0])
 		return nil
@@ -289,9 +292,7 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 		return err
 	}
 	if o.json {
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(benchRuns{Runs: runs, Summary: sum})
+		return encode(benchRuns{Runs: runs, Summary: sum})
 	}
 	printRuns(a.stdout, runs, sum)
 	return nil
