@@ -17,7 +17,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/dgwproject/dgw/adapters/broker"
 	"github.com/dgwproject/dgw/gateway"
 	"github.com/dgwproject/dgw/gateway/audit"
 	"github.com/dgwproject/dgw/gateway/codec"
@@ -479,6 +482,44 @@ func TestBenchRuns(t *testing.T) {
 		assert.Equal(t, 2, code, c.args)
 		assert.Contains(t, stderr, c.want)
 	}
+}
+
+// TestBenchExternalBroker: with --broker, bench measures against a Kafka it
+// did not start (here a broker process of the test's own): each run makes
+// its own source topics there, so no run drains another's backlog, and the
+// phases complete as they do on the embedded broker.
+func TestBenchExternalBroker(t *testing.T) {
+	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Partitions: 1})
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	addr := strings.Join(b.Addrs(), ",")
+	const events, k = 40, 3
+	out, stderr, code := runCLI(t, nil, "bench", "--broker", addr, "--runs", "2", "--events", strconv.Itoa(events),
+		"--recipients", strconv.Itoa(k), "--partitions", "1", "--latency", "1s", "--json")
+	require.Equal(t, 0, code, stderr)
+	var rs benchRuns
+	require.NoError(t, json.Unmarshal([]byte(out), &rs), out)
+	require.Len(t, rs.Runs, 2)
+	for i, r := range rs.Runs {
+		assert.Equal(t, "external Kafka", r.Config.Broker)
+		assert.Equal(t, int64(events*k), r.Gateway.Delivered+r.Gateway.Refused+r.Gateway.Held, "run %d: every pair of its backlog has one outcome", i+1)
+		require.NotNil(t, r.Latency)
+		assert.Equal(t, r.Latency.ReadExpected, int64(r.Latency.ReadRecords), "run %d: its latency phase's records are read back", i+1)
+	}
+	assert.Equal(t, rs.Runs[0].Gateway.Delivered, rs.Runs[1].Gateway.Delivered, "the same events, decided alike")
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
+	require.NoError(t, err)
+	defer cl.Close()
+	topics, err := kadm.NewClient(cl).ListTopics(t.Context())
+	require.NoError(t, err)
+	prefixes := map[string]bool{}
+	for _, name := range topics.Names() {
+		if rest, ok := strings.CutPrefix(name, "dgw.bench."); ok && strings.HasSuffix(name, ".pax.booking") {
+			prefixes[strings.TrimSuffix(rest, ".pax.booking")] = true
+		}
+	}
+	assert.Len(t, prefixes, 2, "each run published its backlog to source topics of its own: %v", topics.Names())
 }
 
 func TestSummarise(t *testing.T) {
