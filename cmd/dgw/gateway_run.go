@@ -21,8 +21,8 @@ type gatewayOptions struct {
 	held       string
 	workers    int
 	queue      int
-	// maxInFlightBytes, when set, bounds the record bytes in flight
-	// (default gateway.DefaultMaxInFlightBytes).
+	// maxInFlightBytes bounds the record bytes in flight (0:
+	// gateway.DefaultMaxInFlightBytes).
 	maxInFlightBytes int64
 	drainTimeout     time.Duration
 	parts            *parts
@@ -89,16 +89,16 @@ func runGateway(ctx context.Context, o gatewayOptions) error {
 	if o.wrapSource != nil {
 		in = o.wrapSource(src)
 	}
+	if o.maxInFlightBytes == 0 {
+		o.maxInFlightBytes = gateway.DefaultMaxInFlightBytes
+	}
 	opts := []gateway.Option{
-		gateway.WithWorkers(o.workers), gateway.WithQueue(o.queue),
+		gateway.WithWorkers(o.workers), gateway.WithQueue(o.queue), gateway.WithMaxInFlightBytes(o.maxInFlightBytes),
 		gateway.WithDeadLetterTopic(o.deadLetter), gateway.WithHeldTopic(o.held),
 		gateway.WithLogger(o.log),
 	}
 	if o.drainTimeout > 0 {
 		opts = append(opts, gateway.WithDrainTimeout(o.drainTimeout))
-	}
-	if o.maxInFlightBytes > 0 {
-		opts = append(opts, gateway.WithMaxInFlightBytes(o.maxInFlightBytes))
 	}
 	for _, ob := range o.observers {
 		opts = append(opts, gateway.WithObserver(ob))
@@ -111,13 +111,9 @@ func runGateway(ctx context.Context, o gatewayOptions) error {
 		sink.Close(context.WithoutCancel(ctx))
 		return err
 	}
-	maxBytes := o.maxInFlightBytes
-	if maxBytes == 0 {
-		maxBytes = gateway.DefaultMaxInFlightBytes
-	}
 	o.log.Info("gateway started", "group", o.group, "topics", len(o.topics), "recipients", len(o.parts.recipients),
 		"policy_revision", o.parts.decider.Revision(), "security", o.security,
-		"workers", o.workers, "queue", o.queue, "max_in_flight_bytes", maxBytes)
+		"workers", o.workers, "queue", o.queue, "max_in_flight_bytes", o.maxInFlightBytes)
 	stopped := o.ready.watchGateway(src)
 	runErr := p.Run(ctx)
 	stopped()

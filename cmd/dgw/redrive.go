@@ -190,8 +190,8 @@ func (a *app) redrive(ctx context.Context, o redriveOptions) error {
 		opts := gatewayOptions{
 			brokers: cfg.Brokers, clientID: cfg.ClientID + "-redrive", group: o.group, topics: []string{topic},
 			deadLetter: cfg.DeadLetterTopic, held: cfg.HeldTopic, workers: cfg.Workers, queue: cfg.Queue,
-			maxInFlightBytes: int64(cfg.MaxInFlightBytes),
-			parts:            p, log: log, security: sec, sessionTimeout: session, observers: []gateway.Observer{stats}, acct: acct,
+			maxInFlightBytes: int64(cfg.MaxInFlightBytes), parts: p, log: log, security: sec,
+			sessionTimeout: session, observers: []gateway.Observer{stats}, acct: acct,
 			wrapSource: func(src gateway.Source) gateway.Source { rs.src = src; return rs },
 		}
 		if o.dryRun {

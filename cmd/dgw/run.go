@@ -93,8 +93,7 @@ objections, erasures) and checks that the audit topic keeps its entries.`,
 			return runGateway(cmd.Context(), gatewayOptions{
 				brokers: cfg.Brokers, clientID: cfg.ClientID, group: cfg.Group, topics: topics,
 				deadLetter: cfg.DeadLetterTopic, held: cfg.HeldTopic, workers: cfg.Workers, queue: cfg.Queue,
-				maxInFlightBytes: int64(cfg.MaxInFlightBytes),
-				parts:            p, log: log, security: sec, sessionTimeout: session, stallTimeout: stall,
+				maxInFlightBytes: int64(cfg.MaxInFlightBytes), parts: p, log: log, security: sec, sessionTimeout: session, stallTimeout: stall,
 				ready: obs.ready, extra: obs.gatewayOptions(), acct: acct,
 			})
 		},
