@@ -180,12 +180,14 @@ func assertEveryEventAcked(t *testing.T, src *countingSource) (maxInflight int) 
 	return maxInflight
 }
 
-// gatedSink lets one Write through per permit, or all once opened.
+// gatedSink lets one Write through per permit, or all once opened; when
+// entered is set, every Write first says it started.
 type gatedSink struct {
 	gatewaytest.MemSink
 	permits chan struct{}
 	open    chan struct{}
 	once    sync.Once
+	entered chan struct{}
 }
 
 func newGatedSink() *gatedSink {
@@ -193,6 +195,9 @@ func newGatedSink() *gatedSink {
 }
 
 func (s *gatedSink) Write(ctx context.Context, ds ...gateway.Disclosure) error {
+	if s.entered != nil {
+		s.entered <- struct{}{}
+	}
 	select {
 	case <-s.permits:
 	case <-s.open:

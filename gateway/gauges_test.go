@@ -188,23 +188,6 @@ func ExampleNewPolicyReloads() {
 	// dgw.policy.reloads failure 1
 }
 
-// holdingSink holds every Write until released, and says when one starts.
-type holdingSink struct {
-	gatewaytest.MemSink
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (s *holdingSink) Write(ctx context.Context, ds ...gateway.Disclosure) error {
-	s.entered <- struct{}{}
-	select {
-	case <-s.release:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return s.MemSink.Write(ctx, ds...)
-}
-
 // TestPipelineInFlightGauges: the events read and not finished, and their
 // record bytes, are exported while Run runs, and gone once it returns.
 func TestPipelineInFlightGauges(t *testing.T) {
@@ -214,7 +197,8 @@ func TestPipelineInFlightGauges(t *testing.T) {
 
 	in := msgs("e1", "e2")
 	src := gatewaytest.NewMemSource(false, in...)
-	sink := &holdingSink{entered: make(chan struct{}), release: make(chan struct{})}
+	sink := newGatedSink()
+	sink.entered = make(chan struct{})
 	p, err := gateway.New(src, decoder(), gatewaytest.DeciderFunc(allowAll), redactor(), sink, []*gateway.Recipient{recipient("ok")},
 		gateway.WithMeterProvider(mp))
 	require.NoError(t, err)
@@ -233,7 +217,7 @@ func TestPipelineInFlightGauges(t *testing.T) {
 	assert.Equal(t, []point{{attrs: map[string]string{}, value: 2}}, collect(t, reader, "dgw.pipeline.in_flight"))
 	assert.Equal(t, []point{{attrs: map[string]string{}, value: bytes}}, collect(t, reader, "dgw.pipeline.in_flight.bytes"))
 
-	close(sink.release)
+	sink.openAll() // the two events' writes were the only ones
 	cancel()
 	require.NoError(t, <-runErr)
 	assert.Len(t, sink.Topic("out.ok"), 2)
