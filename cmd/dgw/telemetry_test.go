@@ -471,6 +471,19 @@ func TestTelemetryEndToEnd(t *testing.T) {
 		require.GreaterOrEqual(t, len(want), 10, "recipients with deliveries: %v", want)
 		var got map[string]string
 		var held []telemetrytest.Sample
+		defer func() {
+			if !t.Failed() {
+				return
+			}
+			// Tell a count that differs from one that never arrived: the
+			// scrapes that failed (up 0, e.g. past the scrape timeout on a
+			// loaded machine) and the slowest one.
+			t.Logf("Prometheus last had delivered %v (the gateway counted %v) and held %v (want %d)", got, want, held, len(events))
+			for _, q := range []string{`count_over_time(up[5m])`, `sum_over_time(up[5m])`, `max_over_time(scrape_duration_seconds[5m])`} {
+				s, err := telemetrytest.Query(context.Background(), prom, q)
+				t.Logf("%s: %v %v", q, s, err)
+			}
+		}()
 		// A scrape can fall between the counters one event updates, so wait
 		// until one scrape has both the final delivery and held counts.
 		waitFor(t, "Prometheus has the final delivery and held counts", 30*time.Second, func() bool {
