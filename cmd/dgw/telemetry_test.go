@@ -218,11 +218,15 @@ func (tb *testBed) startGateway(t *testing.T, group string, n int64, log *slog.L
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	g := &liveGateway{cancel: cancel, done: make(chan struct{}), want: n, reached: make(chan struct{})}
-	obsv := append([]gateway.Observer{gateway.ObserverFunc(func(*gateway.EventResult) {
+	// The count comes last: the pipeline calls observers in order, so
+	// once n events are counted, every other observer has seen them too
+	// (counted first, the last event could reach wait before the
+	// caller's observers, and a snapshot taken then would miss it).
+	obsv := append(slices.Clone(extra), gateway.ObserverFunc(func(*gateway.EventResult) {
 		if g.seen.Add(1) == n {
 			close(g.reached)
 		}
-	})}, extra...)
+	}))
 	go func() {
 		defer close(g.done)
 		g.err = runGateway(ctx, gatewayOptions{brokers: tb.brokers, clientID: group, group: group, topics: tb.sources,
