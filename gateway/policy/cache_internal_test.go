@@ -102,7 +102,7 @@ func TestCacheIsExact(t *testing.T) {
 		if f := c.facts; f != nil {
 			cache, err := lru.New[uint64, factsEntry](1000)
 			require.NoError(t, err)
-			c.facts = &facts{query: f.query, decision: f.decision, cache: cache, seed: f.seed, values: map[string]factsEntry{}}
+			c.facts = &facts{query: f.query, decision: f.decision, cache: cache, seed: f.seed, values: map[string]factsEntry{}, views: f.views}
 		}
 		return &c
 	}
@@ -119,6 +119,14 @@ func TestCacheIsExact(t *testing.T) {
 				assert.NotEmpty(t, bad, "without %s the cache answers wrongly", name)
 			})
 		}
+	})
+	t.Run("recipients keyed without a field of the facts they read", func(t *testing.T) {
+		d := fresh(t)
+		require.Contains(t, d.facts.views[d.factsViews[d.views["kz-border-api"].index]], "served_countries")
+		d.facts.views = append(slices.Clone(d.facts.views), []string{"regimes", "route_type"})
+		d.factsViews = slices.Repeat([]int{len(d.facts.views) - 1}, len(d.recipients))
+		bad, _ := mismatches(t, d, dcs, true)
+		assert.NotEmpty(t, bad, "without the countries a trip serves the cache answers wrongly")
 	})
 	t.Run("countries the policy tells apart merged", func(t *testing.T) {
 		d := fresh(t)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/maphash"
+	"strings"
 	"sync"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -57,6 +58,13 @@ type facts struct {
 	// many event keys.
 	mu     sync.Mutex
 	values map[string]factsEntry // by text; key unset
+
+	// views are the parts of the facts that recipients' decisions read
+	// (readset.go): views[0] the whole document, the others sets of its
+	// fields. A decision is keyed by the text of its recipient's view, so a
+	// recipient that never reads the countries a trip serves, say, shares
+	// one entry among trips that differ only there. Set before use.
+	views [][]string
 }
 
 // maxFactsValues bounds values; past it, it starts again.
@@ -68,6 +76,54 @@ type factsEntry struct {
 	key  string // the event key it answers, compared in full on a hit
 	term *ast.Term
 	text string
+	// texts are the text of each of the views (facts.views); texts[0] is
+	// text.
+	texts []string
+}
+
+// setViews records the facts' fields each recipient reads (nil: the whole
+// document) and returns, per recipient, its view's index.
+func (f *facts) setViews(fields [][]string) []int {
+	f.views = [][]string{nil}
+	byName := map[string]int{}
+	out := make([]int, len(fields))
+	for i, fs := range fields {
+		if fs == nil {
+			continue
+		}
+		name := strings.Join(fs, "\x00")
+		v, ok := byName[name]
+		if !ok {
+			v = len(f.views)
+			byName[name] = v
+			f.views = append(f.views, fs)
+		}
+		out[i] = v
+	}
+	return out
+}
+
+// viewTexts are the texts of t's views: the whole of t, then t with only
+// the fields of each other view. A value that is not an object is whole
+// in every view.
+func (f *facts) viewTexts(t *ast.Term, text string) []string {
+	out := make([]string, len(f.views))
+	out[0] = text
+	obj, isObj := t.Value.(ast.Object)
+	for i, fields := range f.views[1:] {
+		if !isObj {
+			out[i+1] = text
+			continue
+		}
+		items := make([][2]*ast.Term, 0, len(fields))
+		for _, name := range fields {
+			if v := obj.Get(ast.StringTerm(name)); v != nil {
+				items = append(items, ast.Item(ast.StringTerm(name), v))
+			}
+		}
+		out[i+1] = ast.NewObject(items...).String()
+	}
+	return out
 }
 
 // splitProjection narrows p, the members the whole policy reads, to those
@@ -191,7 +247,7 @@ func newFacts(ctx context.Context, c *ast.Compiler, st storage.Store, consts *co
 		return nil, fmt.Errorf("facts cache: %w", err)
 	}
 	decision := preparedQuery{PreparedEvalQuery: dq, consts: consts, withs: 1, direct: direct}
-	return &facts{query: preparedQuery{PreparedEvalQuery: q, consts: factsConsts}, decision: decision, cache: cache, seed: maphash.MakeSeed(), values: map[string]factsEntry{}}, nil
+	return &facts{query: preparedQuery{PreparedEvalQuery: q, consts: factsConsts}, decision: decision, cache: cache, seed: maphash.MakeSeed(), values: map[string]factsEntry{}, views: [][]string{nil}}, nil
 }
 
 // of returns the facts of the event whose key (every member the policy
@@ -222,12 +278,13 @@ func (f *facts) of(ctx context.Context, key []byte, canonical func() gateway.Dec
 	e = factsEntry{key: string(key), term: t, text: t.String()}
 	f.mu.Lock()
 	if seen, ok := f.values[e.text]; ok {
-		e.term, e.text = seen.term, seen.text
+		e.term, e.text, e.texts = seen.term, seen.text, seen.texts
 	} else {
 		if len(f.values) >= maxFactsValues {
 			clear(f.values)
 		}
-		f.values[e.text] = factsEntry{term: e.term, text: e.text}
+		e.texts = f.viewTexts(e.term, e.text)
+		f.values[e.text] = factsEntry{term: e.term, text: e.text, texts: e.texts}
 	}
 	f.mu.Unlock()
 	f.cache.Add(h, e)
@@ -238,9 +295,10 @@ func (f *facts) of(ctx context.Context, key []byte, canonical func() gateway.Dec
 // facts do not read it.
 var noRecipient ast.Value = ast.NewObject()
 
-// appendFacts appends the facts' text to a decision key.
-func appendFacts(dst []byte, e factsEntry) []byte {
+// appendFacts appends the text of the facts, or of a view of them, to a
+// decision key.
+func appendFacts(dst []byte, text string) []byte {
 	dst = append(dst, 0xff) // after the members, whose tags are smaller
-	dst = binary.AppendUvarint(dst, uint64(len(e.text)))
-	return append(dst, e.text...)
+	dst = binary.AppendUvarint(dst, uint64(len(text)))
+	return append(dst, text...)
 }

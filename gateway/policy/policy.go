@@ -104,12 +104,14 @@ type Decider struct {
 	cache *decisionCache // nil when disabled
 	facts *facts         // nil: decided without event facts (facts.go)
 	// reads are the members each registry recipient's decision reads
-	// (readset.go), by registry index.
-	reads []memberSet
-	seed  maphash.Seed // of the context hashes in cache keys
-	seen  *interner    // decisions shared by cache entries
-	stats *counters
-	cfg   config // for the revisions that replace this one (Live)
+	// (readset.go), by registry index; factsViews the view of the event's
+	// facts it reads (facts.views), when decided with facts.
+	reads      []memberSet
+	factsViews []int
+	seed       maphash.Seed // of the context hashes in cache keys
+	seen       *interner    // decisions shared by cache entries
+	stats      *counters
+	cfg        config // for the revisions that replace this one (Live)
 }
 
 // counters are the decision cache statistics; the revisions of one Live
@@ -179,7 +181,12 @@ func build(ctx context.Context, fsys fs.FS, cfg config, stats *counters, running
 			}
 		}
 		// Key each recipient's decisions by what its decision reads.
-		d.reads = readSets(ctx, a.compiler, st, d.recipients, d.views, d.proj)
+		var fields [][]string
+		d.reads, fields = readSets(ctx, a.compiler, st, d.recipients, d.views, d.proj)
+		d.factsViews = make([]int, len(d.recipients))
+		if d.facts != nil {
+			d.factsViews = d.facts.setViews(fields)
+		}
 		// Key countries and codes by what the policy can tell apart, if the
 		// sample decisions show it cannot tell more (canon.go).
 		k := newCanon(a.compiler, a.src.docs)
@@ -246,13 +253,15 @@ type eventKey struct {
 	// is not cached.
 	context []byte
 	offs    memberOffsets // where each member's part of context starts
+	facts   []string      // the texts of the facts' views (facts.views), with facts
 }
 
 // forRecipient is the context's key for a recipient whose decision reads
-// the members of set: their parts of k.context and the facts.
-func (k *eventKey) forRecipient(p *projection, set memberSet, buf []byte) []byte {
+// the members of set and the view of the facts numbered view: their parts
+// of k.context, and the view's text.
+func (k *eventKey) forRecipient(p *projection, set memberSet, view int, buf []byte) []byte {
 	ms := p.members[:p.split]
-	if set == setOf(ms) || k.context == nil {
+	if k.context == nil || (set == setOf(ms) && view == 0) {
 		return k.context
 	}
 	for i, m := range ms {
@@ -260,7 +269,10 @@ func (k *eventKey) forRecipient(p *projection, set memberSet, buf []byte) []byte
 			buf = append(buf, k.context[k.offs[i]:k.offs[i+1]]...)
 		}
 	}
-	return append(buf, k.context[k.offs[len(ms)]:]...)
+	if view == 0 {
+		return append(buf, k.context[k.offs[len(ms)]:]...)
+	}
+	return appendFacts(buf, k.facts[view])
 }
 
 // eventKey computes the key of dc (into buf) and, with facts, its facts.
@@ -282,7 +294,8 @@ func (d *Decider) eventKey(ctx context.Context, dc *gateway.DecisionContext, buf
 		return eventKey{}, factsEntry{}, nil
 	}
 	// The facts-only members are no longer needed: the facts replace them.
-	ek.context = appendFacts(key[:split], f)
+	ek.context = appendFacts(key[:split], f.text)
+	ek.facts = f.texts
 	return ek, f, nil
 }
 
@@ -314,7 +327,7 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 	registered = registered && samePolicyView(v.r, r)
 	var ctxKey []byte
 	if registered && d.cache != nil {
-		ctxKey = ek.forRecipient(d.proj, d.reads[v.index], buf[:0])
+		ctxKey = ek.forRecipient(d.proj, d.reads[v.index], d.factsViews[v.index], buf[:0])
 	}
 	cached := ctxKey != nil
 	if cached {
