@@ -62,7 +62,7 @@ func run(t *testing.T, src gateway.Source, d gateway.Decider, red gateway.Redact
 		gateway.WithObserver(gateway.ObserverFunc(func(r *gateway.EventResult) {
 			mu.Lock()
 			defer mu.Unlock()
-			results = append(results, r)
+			results = append(results, r.Clone())
 		})),
 	}, opts...)
 	p, err := gateway.New(src, decoder(), d, red, sink, rs, opts...)
@@ -364,4 +364,33 @@ func TestPipelineChecksScopeOfEveryCachedDecision(t *testing.T) {
 		assert.Equal(t, string(gateway.ReasonScope), gatewaytest.Header(h, gateway.HeaderReason))
 	}
 	require.Len(t, res, 4)
+}
+
+// TestPipelineReusesResults: a worker hands its observers the same result
+// for every record it handles, so an observer that keeps one keeps a
+// Clone; the clone keeps the record's own outcomes.
+func TestPipelineReusesResults(t *testing.T) {
+	src := gatewaytest.NewMemSource(true, msgs("e1", "e2")...)
+	calls := 0 // one worker: the records are decided in turn
+	dec := gatewaytest.DeciderFunc(func(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient) (gateway.Decision, error) {
+		if calls++; calls == 2 {
+			return gateway.Decision{Allow: false, Reasons: []string{"not the second"}, Revision: "rev1"}, nil
+		}
+		return allowAll(ctx, dc, r)
+	})
+	var kept, clones []*gateway.EventResult
+	p, err := gateway.New(src, decoder(), dec, redactor(), &gatewaytest.MemSink{}, []*gateway.Recipient{recipient("ok")},
+		gateway.WithWorkers(1), gateway.WithObserver(gateway.ObserverFunc(func(r *gateway.EventResult) {
+			kept = append(kept, r)
+			clones = append(clones, r.Clone())
+		})))
+	require.NoError(t, err)
+	require.NoError(t, p.Run(t.Context()))
+	require.Len(t, clones, 2)
+	assert.Same(t, kept[0], kept[1], "one worker, one result")
+	assert.Equal(t, "e1", clones[0].EventID)
+	assert.Equal(t, gateway.OutcomeDelivered, clones[0].Recipients[0].Outcome)
+	assert.Equal(t, "e2", clones[1].EventID)
+	assert.Equal(t, gateway.OutcomeRefused, clones[1].Recipients[0].Outcome)
+	assert.Empty(t, kept[1].Recipients, "after the record, the worker keeps nothing of it")
 }

@@ -675,7 +675,7 @@ func TestSubjectRequestsApplyInStream(t *testing.T) {
 		go func() {
 			errc <- runGateway(ctx, gatewayOptions{brokers: tb.brokers, clientID: "subjects-live", group: "subjects", topics: tb.sources,
 				deadLetter: testDeadLetter, held: testHeld, workers: 2, queue: 4, parts: p, log: discardLogger(), acct: tb.acct,
-				observers: []gateway.Observer{gateway.ObserverFunc(func(r *gateway.EventResult) { wait(r.EventID) <- r })}})
+				observers: []gateway.Observer{gateway.ObserverFunc(func(r *gateway.EventResult) { wait(r.EventID) <- r.Clone() })}})
 		}()
 		outcome := func(i int) gateway.Outcome {
 			e := renamed(t, p, research, fmt.Sprintf("-c%d", i))

@@ -203,7 +203,7 @@ func TestPolicyReloadWhileRunning(t *testing.T) {
 	go func() {
 		gwErr <- runGateway(ctx, gatewayOptions{brokers: tb.brokers, clientID: "reload", group: "reload", topics: tb.sources,
 			deadLetter: testDeadLetter, held: testHeld, workers: 4, queue: 16, parts: p, log: discardLogger(), acct: tb.acct,
-			observers: []gateway.Observer{gateway.ObserverFunc(func(r *gateway.EventResult) { results <- r })}})
+			observers: []gateway.Observer{gateway.ObserverFunc(func(r *gateway.EventResult) { results <- r.Clone() })}})
 	}()
 	reader := sdkmetric.NewManualReader()
 	reports := make(chan policy.Reload, 16)
