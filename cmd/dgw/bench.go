@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -206,6 +207,45 @@ type benchPhase struct {
 	CacheHitRatioTail float64 `json:"decision_cache_hit_ratio_last_fifth,omitempty"`
 	CacheMisses       int64   `json:"decision_cache_misses,omitempty"`
 	ProcessPeakRSSMB  float64 `json:"process_peak_rss_mib,omitempty"`
+	heapFigures
+}
+
+// heapFigures are what the process's collector did over a phase: the
+// collections it ran, and what was allocated per source event (the
+// process's: in the latency phase the publisher's share is in them too).
+// Collections lengthen the latency tail; fewer allocations, fewer of them.
+type heapFigures struct {
+	GCCycles        uint64  `json:"gc_cycles"`
+	AllocKBPerEvent float64 `json:"alloc_kb_per_event"`
+	AllocsPerEvent  float64 `json:"allocs_per_event"`
+}
+
+// processCounters are the process's CPU time, collections and heap
+// allocations so far; a phase's figures are the difference of two.
+type processCounters struct {
+	cpu                 time.Duration
+	gcs, bytes, objects uint64
+}
+
+func readCounters() processCounters {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/allocs:objects"}}
+	metrics.Read(s)
+	u := func(i int) uint64 {
+		if s[i].Value.Kind() != metrics.KindUint64 {
+			return 0 // not provided by this Go: reported as 0
+		}
+		return s[i].Value.Uint64()
+	}
+	return processCounters{cpu: cpuTime(), gcs: u(0), bytes: u(1), objects: u(2)}
+}
+
+// heapOver is the heap figures from a to b over n events.
+func heapOver(a, b processCounters, n float64) heapFigures {
+	if n <= 0 {
+		return heapFigures{}
+	}
+	return heapFigures{GCCycles: b.gcs - a.gcs, AllocKBPerEvent: float64(b.bytes-a.bytes) / 1024 / n,
+		AllocsPerEvent: float64(b.objects-a.objects) / n}
 }
 
 type benchRatio struct {
@@ -241,6 +281,7 @@ type benchLatency struct {
 	HandleP99Ms float64 `json:"handle_p99_ms"`
 	WriteP50Ms  float64 `json:"write_p50_ms"`
 	WriteP99Ms  float64 `json:"write_p99_ms"`
+	heapFigures
 }
 
 func (a *app) bench(ctx context.Context, o benchOptions) error {
@@ -495,6 +536,8 @@ func printRuns(w io.Writer, runs []benchResult, sum map[string]benchStat) {
 		{"ratio gateway, warm cache/mirror", "ratio_warm.source_records"},
 		{"decision cache hit ratio", "gateway.decision_cache_hit_ratio"},
 		{"peak RSS while draining, MiB", "gateway.peak_rss_mib"},
+		{"gateway, warm cache: KB allocated per event", "gateway_warm.alloc_kb_per_event"},
+		{"latency phase: collections", "latency.gc_cycles"},
 		{"latency: offered events/s", "latency.offered_events_per_sec"},
 		{"latency: ack p50 ms", "latency.ack_p50_ms"},
 		{"latency: ack p99 ms", "latency.ack_p99_ms"},
@@ -863,7 +906,7 @@ func runMirror(ctx context.Context, brokers, sources, targets []string, group st
 	}
 	var done atomic.Int64
 	var first, last time.Time
-	var cpu0, cpu1 time.Duration
+	var c0, c1 processCounters
 	finished := make(chan struct{})
 	go func() {
 		// Commits in fetch order, each once its writes are acknowledged.
@@ -892,7 +935,7 @@ func runMirror(ctx context.Context, brokers, sources, targets []string, group st
 				return
 			}
 			if done.Add(int64(len(b.msgs))) >= n {
-				last, cpu1 = time.Now(), cpuTime()
+				last, c1 = time.Now(), readCounters()
 				return
 			}
 		}
@@ -902,7 +945,7 @@ func runMirror(ctx context.Context, brokers, sources, targets []string, group st
 		defer close(toCommit)
 		for m := range fetched {
 			if first.IsZero() {
-				first, cpu0 = time.Now(), cpuTime()
+				first, c0 = time.Now(), readCounters()
 			}
 			b := &batch{msgs: []kafkago.Message{m}, done: make(chan error, 1)}
 		fill:
@@ -951,7 +994,8 @@ func runMirror(ctx context.Context, brokers, sources, targets []string, group st
 	k := float64(len(targets))
 	return benchPhase{
 		Seconds: secs, SourcePerSec: float64(n) / secs, RecipientPerSec: float64(n) * k / secs,
-		PairsPerSec: float64(n) * k / secs, CPUMicrosPerEv: float64((cpu1 - cpu0).Microseconds()) / float64(n),
+		PairsPerSec: float64(n) * k / secs, CPUMicrosPerEv: float64((c1.cpu - c0.cpu).Microseconds()) / float64(n),
+		heapFigures: heapOver(c0, c1, float64(n)),
 	}, nil
 }
 
@@ -982,10 +1026,10 @@ type benchObserver struct {
 
 	mu         sync.Mutex
 	first      time.Time
-	cpu0       time.Duration
+	c0         processCounters
 	drained    chan struct{}
 	last       time.Time
-	cpu1       time.Duration
+	c1         processCounters
 	latencies  []time.Duration
 	sourceTime map[string]time.Time // "topic/partition/offset" → source timestamp, latency phase
 	// live is set for the latency phase: the source and sink wrappers
@@ -1007,7 +1051,7 @@ func (b *benchObserver) Observe(r *gateway.EventResult) {
 	if n <= b.backlog {
 		if n == 1 {
 			b.mu.Lock()
-			b.first, b.cpu0 = now, cpuTime()
+			b.first, b.c0 = now, readCounters()
 			b.mu.Unlock()
 		}
 		if n == b.backlog-b.backlog/5 && b.stats != nil {
@@ -1033,7 +1077,7 @@ func (b *benchObserver) Observe(r *gateway.EventResult) {
 		}
 		if n == b.backlog {
 			b.mu.Lock()
-			b.last, b.cpu1 = now, cpuTime()
+			b.last, b.c1 = now, readCounters()
 			b.mu.Unlock()
 			close(b.drained)
 		}
@@ -1212,16 +1256,16 @@ func (a *app) drain(ctx context.Context, o benchOptions, brokers, sources []stri
 	}
 	obs.mu.Lock()
 	secs := obs.last.Sub(obs.first).Seconds()
-	cpu := obs.cpu1 - obs.cpu0
+	c0, c1 := obs.c0, obs.c1
 	tail := obs.tail
 	obs.mu.Unlock()
 	h1, m1 := p.decider.Stats()
 	n := float64(o.events)
 	ph := benchPhase{
 		Seconds: secs, SourcePerSec: n / secs, RecipientPerSec: float64(obs.delivered.Load()) / secs,
-		PairsPerSec: n * float64(len(p.recipients)) / secs, CPUMicrosPerEv: float64(cpu.Microseconds()) / n,
+		PairsPerSec: n * float64(len(p.recipients)) / secs, CPUMicrosPerEv: float64((c1.cpu - c0.cpu).Microseconds()) / n,
 		PeakRSSMiB: peakRSS(), Delivered: obs.delivered.Load(), Refused: obs.refused.Load(), Held: obs.held.Load(),
-		DeadLettered: obs.dead.Load(), CacheMisses: m1 - m0,
+		DeadLettered: obs.dead.Load(), CacheMisses: m1 - m0, heapFigures: heapOver(c0, c1, n),
 	}
 	if h, m := h1-h0, m1-m0; h+m > 0 {
 		ph.CacheHitRatio = float64(h) / float64(h+m)
@@ -1270,6 +1314,7 @@ func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *
 		defer debug.SetMemoryLimit(limit)
 	}
 	runtime.GC()
+	c0 := readCounters()
 	obs.live.Store(true)
 	start := time.Now()
 	const tick = 5 * time.Millisecond
@@ -1300,6 +1345,7 @@ func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	c1 := readCounters()
 	obs.mu.Lock()
 	lats := slices.Clone(obs.latencies)
 	srcTimes := obs.sourceTime
@@ -1313,7 +1359,8 @@ func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *
 		AckP50Ms: ms(quantile(lats, 0.50)), AckP99Ms: ms(quantile(lats, 0.99)), AckMaxMs: ms(quantile(lats, 1)),
 		FetchP50Ms: ms(quantile(fetches, 0.5)), FetchP99Ms: ms(quantile(fetches, 0.99)),
 		HandleP50Ms: ms(quantile(handles, 0.5)), HandleP99Ms: ms(quantile(handles, 0.99)),
-		WriteP50Ms: ms(quantile(writes, 0.5)), WriteP99Ms: ms(quantile(writes, 0.99))}
+		WriteP50Ms: ms(quantile(writes, 0.5)), WriteP99Ms: ms(quantile(writes, 0.99)),
+		heapFigures: heapOver(c0, c1, float64(len(lats)))}
 
 	read, err := readBack(ctx, brokers, recipientTopics(p.recipients), start.Add(-time.Second), srcTimes, wantRecords)
 	if err != nil {
@@ -1434,6 +1481,20 @@ func printBench(w io.Writer, r *benchResult) {
 		fmt.Fprintf(w, "gateway, warm cache: decision cache %.2f%% hits (%d misses)\n", 100*wm.CacheHitRatio, wm.CacheMisses)
 	}
 	fmt.Fprintf(w, "peak RSS while draining: %.0f MiB\n", g.PeakRSSMiB)
+	heap := func(name string, h heapFigures) {
+		fmt.Fprintf(w, "  %-24s %4d collections, %6.1f KB and %5.0f allocations per event\n", name, h.GCCycles, h.AllocKBPerEvent, h.AllocsPerEvent)
+	}
+	fmt.Fprintf(w, "the process's collector:\n")
+	if m := r.Mirror; m != nil {
+		heap("mirror", m.heapFigures)
+	}
+	heap("gateway", g.heapFigures)
+	if wm := r.Warm; wm != nil {
+		heap("gateway, warm cache", wm.heapFigures)
+	}
+	if l := r.Latency; l != nil {
+		heap("latency phase", l.heapFigures)
+	}
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "latency at %.0f events/s for %.0fs, %d events:\n", l.OfferedPerSec, l.Seconds, l.Events)
 		fmt.Fprintf(w, "  source timestamp → all recipient records acknowledged: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", l.AckP50Ms, l.AckP99Ms, l.AckMaxMs)

@@ -428,7 +428,10 @@ func TestBenchCommand(t *testing.T) {
 		require.Greater(t, g.PeakRSSMiB, 0.0)
 		require.Equal(t, int64(events*6), g.Delivered+g.Refused+g.Held, "every pair has one outcome")
 		require.Positive(t, g.Delivered)
+		require.Positive(t, g.AllocKBPerEvent)
+		require.Positive(t, g.AllocsPerEvent)
 	}
+	require.Greater(t, r.Gateway.AllocsPerEvent, r.Warm.AllocsPerEvent, "decision misses allocate: the cold drain more per event than the warm one")
 	require.Equal(t, r.Gateway.Delivered, r.Warm.Delivered, "the warm drain decides as the first")
 	require.Equal(t, 1.0, r.Warm.CacheHitRatio, "the second drain is answered from the cache")
 	require.Equal(t, 1.0, r.Warm.CacheHitRatioTail, "and so is its last fifth")
@@ -441,6 +444,24 @@ func TestBenchCommand(t *testing.T) {
 	require.Equal(t, r.Latency.ReadExpected, int64(r.Latency.ReadRecords), "every recipient record of the latency phase is read back")
 	require.LessOrEqual(t, r.Latency.AckP50Ms, r.Latency.AckP99Ms)
 	require.LessOrEqual(t, r.Latency.ReadP50Ms, r.Latency.ReadP99Ms)
+	require.Positive(t, r.Latency.AllocsPerEvent, "the latency phase reports its allocations")
+}
+
+// heapSink keeps TestHeapOver's allocation from being optimised away.
+var heapSink []byte
+
+// TestHeapOver: a phase's collector figures are the differences of the
+// process's counters, per event.
+func TestHeapOver(t *testing.T) {
+	a := processCounters{gcs: 3, bytes: 1 << 20, objects: 1000}
+	b := processCounters{gcs: 7, bytes: 3 << 20, objects: 5000}
+	assert.Equal(t, heapFigures{GCCycles: 4, AllocKBPerEvent: 2048.0 / 100, AllocsPerEvent: 40}, heapOver(a, b, 100))
+	assert.Equal(t, heapFigures{}, heapOver(a, b, 0), "no events, no figures")
+	c := readCounters()
+	heapSink = make([]byte, 1<<20)
+	d := readCounters()
+	assert.GreaterOrEqual(t, d.bytes-c.bytes, uint64(1<<20), "the process's allocations are counted")
+	assert.Positive(t, d.objects-c.objects)
 }
 
 // TestBenchRuns: --runs makes independent runs (each decides from an empty
