@@ -112,10 +112,6 @@ func (s *scanner) record(n *pnode) (int32, error) {
 			// decision context.
 			var v any
 			if !sp.Null() {
-				if s.r.str == "" {
-					// Strings of the context are slices of one copy of the body.
-					s.r.str = string(s.r.b)
-				}
 				at := s.r.i
 				s.r.i = int(sp.Start)
 				v, err = s.r.value(leaf)

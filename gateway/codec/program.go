@@ -203,8 +203,22 @@ func plan(d decimal) *decimalPlan {
 // preader is the state of one program run.
 type preader struct {
 	reader
-	str string // the body as one string: string values are slices of it
+	// str is the body as one string: string values are slices of it. When
+	// it is empty, each string value is a copy of its own bytes (the
+	// layout scan decodes only the few annotated leaves of a record, for
+	// which a copy of the whole body would be most of what decoding
+	// allocates).
+	str string
 	x   *extractor
+}
+
+// text is the string of the body's bytes from start to the reader's
+// position.
+func (r *preader) text(start int) string {
+	if r.str == "" {
+		return string(r.b[start:r.i])
+	}
+	return r.str[start:r.i]
 }
 
 func (r *preader) record(n *pnode) (map[string]any, error) {
@@ -294,7 +308,7 @@ func (r *preader) value(n *pnode) (any, error) {
 		if !utf8.Valid(b) {
 			return nil, invalid(n.path, "string is not valid UTF-8")
 		}
-		return r.str[start:r.i], nil
+		return r.text(start), nil
 	case pBytes:
 		b, err := r.bytes(n.path)
 		if err != nil {
@@ -398,7 +412,7 @@ func (r *preader) mapValue(n *pnode) (map[string]any, error) {
 			if _, err := r.take(n.path, l); err != nil {
 				return nil, err
 			}
-			k := r.str[start:r.i]
+			k := r.text(start)
 			v, err := r.value(n.items)
 			if err != nil {
 				return nil, err

@@ -212,11 +212,12 @@ func syntheticBooking(t *testing.T, set *schema.Set, seed int64) (synth.Event, [
 	return ev, raw
 }
 
-// TestProgramStringsShareOneCopy: the strings of the decision context do
-// not alias the message's bytes, so the decision cache, which keeps
-// contexts, never sees them change. (The layout does refer to the bytes:
-// gateway.Message.Value must not change while its event is handled.)
-func TestProgramStringsShareOneCopy(t *testing.T) {
+// TestProgramStringsDoNotAliasTheMessage: the strings of the decision
+// context are copies, not slices of the message's bytes, so the decision
+// cache, which keeps contexts, never sees them change. (The layout does
+// refer to the bytes: gateway.Message.Value must not change while its
+// event is handled.)
+func TestProgramStringsDoNotAliasTheMessage(t *testing.T) {
 	set := internalSet(t)
 	d := NewDecoder(set)
 	ev, raw := syntheticBooking(t, set, 2)
