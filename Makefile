@@ -12,7 +12,7 @@ FUZZ_TIME ?= 10s
 FUZZ_GOTOOLCHAIN ?= go1.27.3
 GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 # Pinned tool versions (installed by `make tools`).
-OPA_VERSION   ?= v1.22.2
+OPA_VERSION   ?= v1.22.4
 
 .PHONY: all build dev test test-short lint fmt vet fuzz bench bench-micro bench-smoke tools policy-test tidy-check clean chaos chaos-ci
 
