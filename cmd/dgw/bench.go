@@ -46,6 +46,7 @@ type benchOptions struct {
 	queue      int
 	latency    time.Duration
 	mirror     bool
+	stages     bool
 	warm       bool
 	cacheSize  int
 	pad        bool
@@ -128,6 +129,7 @@ memory figures are the gateway's own; --broker measures against any Kafka
 	f.IntVar(&o.queue, "queue", gateway.DefaultQueue, "gateway queue length per worker, as dgw run's queue")
 	f.DurationVar(&o.latency, "latency", 10*time.Second, "duration of the latency phase at half the maximum load (0: skip it)")
 	f.BoolVar(&o.mirror, "mirror", true, "measure the mirror (false: gateway only, e.g. for a long backlog)")
+	f.BoolVar(&o.stages, "stages", true, "measure each stage in process at the end (decode, decision hit and miss, redact and encode, the whole path at 10 recipients), no broker")
 	f.BoolVar(&o.warm, "warm", true, "drain the backlog a second time with the decision cache the first drain filled (the hit ratio of a long-running gateway)")
 	f.IntVar(&o.cacheSize, "decision-cache", policy.DefaultCacheSize, "decision cache entries (as dgw run; larger keeps more of a diverse stream)")
 	f.BoolVar(&o.audit, "audit", true, "write the audit trail before every delivery and read the subject topic, as dgw run always does (false: measure the gateway without them)")
@@ -159,6 +161,8 @@ type benchResult struct {
 	// WarmRatio compares the warm drain with the mirror.
 	WarmRatio *benchRatio   `json:"ratio_warm,omitempty"`
 	Latency   *benchLatency `json:"latency,omitempty"`
+	// Stages are the per-(event, recipient) costs in process, no broker.
+	Stages *benchStages `json:"stages,omitempty"`
 }
 
 type benchMachine struct {
@@ -429,6 +433,12 @@ func (a *app) benchOnce(ctx context.Context, o benchOptions, gc gcSettings, log 
 		return benchResult{}, err
 	}
 	res.Gateway, res.Warm, res.Latency = gw, warm, lat
+	if o.stages {
+		progress("stages: each in process on %d events × %d recipients", benchStageEvents, len(p.recipients))
+		if res.Stages, err = runStages(ctx, p, benchStageEvents, benchStageTime); err != nil {
+			return benchResult{}, err
+		}
+	}
 	if m := res.Mirror; m != nil && m.SourcePerSec > 0 {
 		res.Ratio = &benchRatio{SourceRecords: gw.SourcePerSec / m.SourcePerSec, RecipientRecords: gw.RecipientPerSec / m.RecipientPerSec}
 		if warm != nil {
@@ -437,6 +447,13 @@ func (a *app) benchOnce(ctx context.Context, o benchOptions, gc gcSettings, log 
 	}
 	return res, nil
 }
+
+// The in-process stages cycle over benchStageEvents events (as the Go
+// stage benchmarks do) and run each for about benchStageTime.
+const (
+	benchStageEvents = 200
+	benchStageTime   = 300 * time.Millisecond
+)
 
 // benchRuns is what bench prints for --runs over 1.
 type benchRuns struct {
@@ -538,6 +555,10 @@ func printRuns(w io.Writer, runs []benchResult, sum map[string]benchStat) {
 		{"peak RSS while draining, MiB", "gateway.peak_rss_mib"},
 		{"gateway, warm cache: KB allocated per event", "gateway_warm.alloc_kb_per_event"},
 		{"latency phase: collections", "latency.gc_cycles"},
+		{"stages: decision hit µs per pair", "stages.decide_hit_us"},
+		{"stages: decision miss µs per pair", "stages.decide_miss_us"},
+		{"stages: redact + encode µs per allowed pair", "stages.redact_encode_us"},
+		{"stages: whole path at 10 recipients, CPU µs per event", "stages.pipeline_k10_cpu_us_per_event"},
 		{"latency: offered events/s", "latency.offered_events_per_sec"},
 		{"latency: ack p50 ms", "latency.ack_p50_ms"},
 		{"latency: ack p99 ms", "latency.ack_p99_ms"},
@@ -1494,6 +1515,10 @@ func printBench(w io.Writer, r *benchResult) {
 	}
 	if l := r.Latency; l != nil {
 		heap("latency phase", l.heapFigures)
+	}
+	if st := r.Stages; st != nil {
+		fmt.Fprintf(w, "in process, no broker (%d events × %d recipients): decode + context %.1f µs per event; decision hit %.2f µs, miss %.0f µs per pair; redact + encode %.2f µs per allowed pair; the whole path with the audit trail at 10 recipients %.1f µs CPU per event\n",
+			st.Events, st.Recipients, st.DecodeMicros, st.DecideHitMicros, st.DecideMissMicros, st.RedactEncodeMicros, st.PipelineK10CPUMicros)
 	}
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "latency at %.0f events/s for %.0fs, %d events:\n", l.OfferedPerSec, l.Seconds, l.Events)

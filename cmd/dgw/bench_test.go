@@ -34,38 +34,17 @@ import (
 // to 1-3 KB. Per-(event, recipient) stages cycle over every pair of a set
 // of events and every registry recipient.
 
-type benchFixture struct {
-	parts  *parts
-	msgs   []gateway.Message
-	events []*gateway.Event
-	// values are the events' values in the normalised form (the decoder
-	// gives a layout): what codec.Context and the source encoder take.
-	values []map[string]any
-}
+var benchFixtures sync.Map // event count → *stageFixture
 
-var benchFixtures sync.Map // event count → *benchFixture
-
-func fixture(b *testing.B, n int) *benchFixture {
+func fixture(b *testing.B, n int) *stageFixture {
 	b.Helper()
 	if f, ok := benchFixtures.Load(n); ok {
-		return f.(*benchFixture)
+		return f.(*stageFixture)
 	}
 	p, err := buildParts(context.Background(), "", "", redact.DevKeyring("bench"), 1<<20, discardLogger())
 	require.NoError(b, err)
-	wl := newWorkload(p.set, 1, true)
-	f := &benchFixture{parts: p}
-	for i := range n {
-		d, err := wl.next(sourceTopic)
-		require.NoError(b, err)
-		msg := gateway.Message{Topic: d.Topic, Partition: i % 3, Offset: int64(i), Key: d.Key, Value: d.Value}
-		ev, err := p.decoder.Decode(msg)
-		require.NoError(b, err)
-		_, v, err := codec.Decode(p.set, msg.Value)
-		require.NoError(b, err)
-		f.msgs = append(f.msgs, msg)
-		f.events = append(f.events, ev)
-		f.values = append(f.values, v)
-	}
+	f, err := newStageFixture(p, n)
+	require.NoError(b, err)
 	benchFixtures.Store(n, f)
 	return f
 }
@@ -149,16 +128,7 @@ func BenchmarkStage(b *testing.B) {
 			bytes += len(m.Value)
 		}
 		b.SetBytes(int64(bytes / len(f.msgs)))
-		b.ReportAllocs()
-		i := 0
-		cpu := cpuClock(b)
-		for b.Loop() {
-			if _, err := p.decoder.Decode(f.msgs[i%len(f.msgs)]); err != nil {
-				b.Fatal(err)
-			}
-			i++
-		}
-		cpu()
+		loopOp(b, ctx, f.decodeOp())
 	})
 	b.Run("context", func(b *testing.B) {
 		b.ReportAllocs()
@@ -185,30 +155,10 @@ func BenchmarkStage(b *testing.B) {
 		cpu()
 	})
 	b.Run("decide-hit", func(b *testing.B) {
-		for _, ev := range f.events { // warm the cache
-			for _, r := range rs {
-				_, err := p.decider.Decide(ctx, &ev.Context, r)
-				require.NoError(b, err)
-			}
-		}
+		op, err := f.hitOp(ctx, p.decider, rs)
+		require.NoError(b, err)
 		h0, m0 := p.decider.Stats()
-		b.ReportAllocs()
-		i := 0
-		cpu := cpuClock(b)
-		// As the pipeline decides: one snapshot per event, which computes
-		// the event's key and facts once for its recipients.
-		var s gateway.Decider
-		for b.Loop() {
-			ev, r := f.events[(i/len(rs))%len(f.events)], rs[i%len(rs)]
-			if i%len(rs) == 0 {
-				s = p.decider.Snapshot()
-			}
-			if _, err := s.Decide(ctx, &ev.Context, r); err != nil {
-				b.Fatal(err)
-			}
-			i++
-		}
-		cpu()
+		loopOp(b, ctx, op)
 		h1, m1 := p.decider.Stats()
 		b.ReportMetric(100*float64(h1-h0)/float64(h1-h0+m1-m0), "%hits")
 	})
@@ -227,33 +177,9 @@ func BenchmarkStage(b *testing.B) {
 	})
 	b.Run("redact-encode", func(b *testing.B) {
 		// Every allowed (event, recipient) pair with its decision.
-		type pair struct {
-			ev *gateway.Event
-			r  *gateway.Recipient
-			d  gateway.Decision
-		}
-		var pairs []pair
-		for _, ev := range f.events {
-			for _, r := range rs {
-				d, err := p.decider.Decide(ctx, &ev.Context, r)
-				require.NoError(b, err)
-				if d.Allow && d.CheckScope(r, ev.Schema.EventType) == nil && len(d.Released()) > 0 {
-					pairs = append(pairs, pair{ev, r, d})
-				}
-			}
-		}
-		require.NotEmpty(b, pairs)
-		b.ReportAllocs()
-		i := 0
-		cpu := cpuClock(b)
-		for b.Loop() {
-			x := &pairs[i%len(pairs)]
-			if _, _, err := p.redactor.Redact(x.ev, x.r, &x.d); err != nil {
-				b.Fatal(err)
-			}
-			i++
-		}
-		cpu()
+		op, err := f.redactOp(ctx, rs)
+		require.NoError(b, err)
+		loopOp(b, ctx, op)
 	})
 	b.Run("encode-source", func(b *testing.B) {
 		buf := make([]byte, 0, 4096)
@@ -282,35 +208,6 @@ func cpuClock(b *testing.B) func() {
 		b.ReportMetric(float64((cpuTime()-c0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
 }
-
-// loopSource hands out msgs round robin until n are read.
-type loopSource struct {
-	msgs []gateway.Message
-	n    int64
-	read atomic.Int64
-}
-
-func (s *loopSource) Read(ctx context.Context) (gateway.Message, gateway.AckFunc, error) {
-	i := s.read.Add(1) - 1
-	if i >= s.n {
-		return gateway.Message{}, nil, gateway.ErrClosed
-	}
-	m := s.msgs[i%int64(len(s.msgs))]
-	m.Offset = i
-	return m, func(context.Context) error { return nil }, nil
-}
-
-func (s *loopSource) Close(context.Context) error { return nil }
-
-// countSink acknowledges everything at once.
-type countSink struct{ records atomic.Int64 }
-
-func (s *countSink) Write(_ context.Context, ds ...gateway.Disclosure) error {
-	s.records.Add(int64(len(ds)))
-	return nil
-}
-
-func (s *countSink) Close(context.Context) error { return nil }
 
 // BenchmarkPipeline is the whole in-process path per source event: decode,
 // context, decide for every recipient, redact and encode, build the
@@ -386,21 +283,26 @@ func BenchmarkPipeline(b *testing.B) {
 
 // decideEach decides every (event, recipient) pair of f in turn with a
 // fresh decider of cacheSize entries, timing the loop.
-func decideEach(b *testing.B, ctx context.Context, f *benchFixture, rs []*gateway.Recipient, cacheSize int) *policy.Decider {
-	d, err := policy.New(ctx, policies.FS, policy.WithCatalogue(f.parts.set.Catalogue()), policy.WithCacheSize(cacheSize))
+func decideEach(b *testing.B, ctx context.Context, f *stageFixture, rs []*gateway.Recipient, cacheSize int) *policy.Decider {
+	op, d, err := f.missOp(ctx, rs, cacheSize)
 	require.NoError(b, err)
+	loopOp(b, ctx, op)
+	return d
+}
+
+// loopOp runs a stage's operation b.N times, reporting allocations and
+// process CPU per op.
+func loopOp(b *testing.B, ctx context.Context, op stageOp) {
 	b.ReportAllocs()
 	i := 0
 	cpu := cpuClock(b)
 	for b.Loop() {
-		ev, r := f.events[(i/len(rs))%len(f.events)], rs[i%len(rs)]
-		if _, err := d.Decide(ctx, &ev.Context, r); err != nil {
+		if err := op(ctx, i); err != nil {
 			b.Fatal(err)
 		}
 		i++
 	}
 	cpu()
-	return d
 }
 
 // TestBenchCommand runs `dgw bench` end to end on a small backlog: every
@@ -445,6 +347,17 @@ func TestBenchCommand(t *testing.T) {
 	require.LessOrEqual(t, r.Latency.AckP50Ms, r.Latency.AckP99Ms)
 	require.LessOrEqual(t, r.Latency.ReadP50Ms, r.Latency.ReadP99Ms)
 	require.Positive(t, r.Latency.AllocsPerEvent, "the latency phase reports its allocations")
+
+	// The stages, in process on the whole registry.
+	st := r.Stages
+	require.NotNil(t, st, "the stages run by default")
+	require.Equal(t, benchStageEvents, st.Events)
+	require.Greater(t, st.Recipients, r.Config.Recipients, "the stages decide for the whole registry")
+	for name, v := range map[string]float64{"decode": st.DecodeMicros, "hit": st.DecideHitMicros, "miss": st.DecideMissMicros,
+		"redact": st.RedactEncodeMicros, "pipeline": st.PipelineK10CPUMicros} {
+		require.Positive(t, v, name)
+	}
+	require.Less(t, st.DecideHitMicros, st.DecideMissMicros, "a cached decision costs less than an evaluated one")
 }
 
 // heapSink keeps TestHeapOver's allocation from being optimised away.
@@ -468,7 +381,7 @@ func TestHeapOver(t *testing.T) {
 // cache) and summarises every figure as median, min and max; bad
 // combinations are refused before anything runs.
 func TestBenchRuns(t *testing.T) {
-	out, stderr, code := runCLI(t, nil, "bench", "--runs", "2", "--events", "60", "--latency", "0", "--warm=false",
+	out, stderr, code := runCLI(t, nil, "bench", "--runs", "2", "--events", "60", "--latency", "0", "--warm=false", "--stages=false",
 		"--embedded", "in-process", "--partitions", "1", "--recipients", "4", "--json")
 	require.Equal(t, 0, code, stderr)
 	var rs benchRuns
@@ -485,7 +398,7 @@ func TestBenchRuns(t *testing.T) {
 	assert.Equal(t, max(a, b), got.Max)
 	assert.Equal(t, benchStat{Median: 60, Min: 60, Max: 60}, rs.Summary["config.events"])
 
-	text, stderr, code := runCLI(t, nil, "bench", "--runs", "2", "--events", "30", "--latency", "0", "--warm=false", "--mirror=false",
+	text, stderr, code := runCLI(t, nil, "bench", "--runs", "2", "--events", "30", "--latency", "0", "--warm=false", "--mirror=false", "--stages=false",
 		"--embedded", "in-process", "--partitions", "1", "--recipients", "2")
 	require.Equal(t, 0, code, stderr)
 	assert.Contains(t, text, "dgw bench: 2 runs of 30 events")
@@ -515,7 +428,7 @@ func TestBenchExternalBroker(t *testing.T) {
 	t.Cleanup(b.Close)
 	addr := strings.Join(b.Addrs(), ",")
 	const events, k = 40, 3
-	out, stderr, code := runCLI(t, nil, "bench", "--broker", addr, "--runs", "2", "--events", strconv.Itoa(events),
+	out, stderr, code := runCLI(t, nil, "bench", "--broker", addr, "--runs", "2", "--events", strconv.Itoa(events), "--stages=false",
 		"--recipients", strconv.Itoa(k), "--partitions", "1", "--latency", "1s", "--json")
 	require.Equal(t, 0, code, stderr)
 	var rs benchRuns
