@@ -22,7 +22,6 @@ import (
 
 	"github.com/dgwproject/dgw/adapters/broker"
 	"github.com/dgwproject/dgw/gateway"
-	"github.com/dgwproject/dgw/gateway/audit"
 	"github.com/dgwproject/dgw/gateway/codec"
 	"github.com/dgwproject/dgw/gateway/policy"
 	"github.com/dgwproject/dgw/gateway/redact"
@@ -245,9 +244,7 @@ func BenchmarkPipeline(b *testing.B) {
 			if strings.HasPrefix(bc.name, "warm-audit") {
 				// dgw run's audit trail: one sealed entry per event,
 				// written before the deliveries.
-				c, err := auditCodec()
-				require.NoError(b, err)
-				aud, err := audit.New(c, audit.DevKey("bench"), defaultAuditTopic, audit.WithChainPrefix("bench"))
+				aud, err := benchAuditor()
 				require.NoError(b, err)
 				opts = append(opts, gateway.WithAuditor(aud))
 			}
