@@ -103,12 +103,8 @@ type snapshotDecider interface {
 // pipeline decides: one snapshot per event, which computes the event's key
 // and facts once for its recipients.
 func (f *stageFixture) hitOp(ctx context.Context, d snapshotDecider, rs []*gateway.Recipient) (stageOp, error) {
-	for _, ev := range f.events {
-		for _, r := range rs {
-			if _, err := d.Decide(ctx, &ev.Context, r); err != nil {
-				return nil, err
-			}
-		}
+	if err := f.warm(ctx, d, rs); err != nil {
+		return nil, err
 	}
 	var s gateway.Decider
 	return func(ctx context.Context, i int) error {
@@ -182,21 +178,35 @@ func timeStage(ctx context.Context, d time.Duration, op stageOp) (time.Duration,
 	return time.Since(start) / time.Duration(n), nil
 }
 
-// pipelineCPU runs the in-process gateway over n events of f, for rs,
-// decisions cached first, with dgw run's audit trail when auditor is set:
-// process CPU per event.
-func (f *stageFixture) pipelineCPU(ctx context.Context, rs []*gateway.Recipient, n int, opts ...gateway.Option) (time.Duration, error) {
-	p := f.parts
+// warm decides every pair of f's events and rs with d: its cache holds
+// them all afterwards.
+func (f *stageFixture) warm(ctx context.Context, d gateway.Decider, rs []*gateway.Recipient) error {
 	for _, ev := range f.events {
 		for _, r := range rs {
-			if _, err := p.decider.Decide(ctx, &ev.Context, r); err != nil {
-				return 0, err
+			if _, err := d.Decide(ctx, &ev.Context, r); err != nil {
+				return err
 			}
 		}
 	}
-	src := &loopSource{msgs: f.msgs, n: int64(n)}
-	pl, err := gateway.New(src, p.decoder, p.decider, p.redactor, &countSink{}, rs,
+	return nil
+}
+
+// pipeline is the in-process gateway of p's parts for rs over n of f's
+// records, round robin, writing to a sink that acknowledges at once.
+func (f *stageFixture) pipeline(p *parts, rs []*gateway.Recipient, n int, opts ...gateway.Option) (*gateway.Pipeline, *countSink, error) {
+	sink := &countSink{}
+	pl, err := gateway.New(&loopSource{msgs: f.msgs, n: int64(n)}, p.decoder, p.decider, p.redactor, sink, rs,
 		append(opts, gateway.WithWorkers(4), gateway.WithQueue(16))...)
+	return pl, sink, err
+}
+
+// pipelineCPU runs the in-process gateway over n events of f, for rs,
+// decisions cached first: process CPU per event.
+func (f *stageFixture) pipelineCPU(ctx context.Context, rs []*gateway.Recipient, n int, opts ...gateway.Option) (time.Duration, error) {
+	if err := f.warm(ctx, f.parts.decider, rs); err != nil {
+		return 0, err
+	}
+	pl, _, err := f.pipeline(f.parts, rs, n, opts...)
 	if err != nil {
 		return 0, err
 	}

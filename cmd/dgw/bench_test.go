@@ -249,16 +249,9 @@ func BenchmarkPipeline(b *testing.B) {
 				opts = append(opts, gateway.WithAuditor(aud))
 			}
 			if bc.name != "stream" {
-				for _, ev := range f.events {
-					for _, r := range p.recipients {
-						_, err := p.decider.Decide(context.Background(), &ev.Context, r)
-						require.NoError(b, err)
-					}
-				}
+				require.NoError(b, f.warm(context.Background(), p.decider, p.recipients))
 			}
-			src := &loopSource{msgs: f.msgs, n: int64(b.N)}
-			sink := &countSink{}
-			pl, err := gateway.New(src, p.decoder, p.decider, p.redactor, sink, p.recipients, append(opts, gateway.WithWorkers(4), gateway.WithQueue(16))...)
+			pl, sink, err := f.pipeline(p, p.recipients, b.N, opts...)
 			require.NoError(b, err)
 			h0, m0 := p.decider.Stats()
 			b.ReportAllocs()
