@@ -488,11 +488,18 @@ type workerScratch struct {
 	owner      []int
 }
 
-// reset returns the scratch's result for a new record and its empty
-// disclosure lists.
-func (ws *workerScratch) reset() (*EventResult, []Disclosure, []int) {
-	ws.res = EventResult{}
+// start returns the scratch's result for a new record (cleared by done)
+// and its empty disclosure lists.
+func (ws *workerScratch) start() (*EventResult, []Disclosure, []int) {
 	return &ws.res, ws.out[:0], ws.owner[:0]
+}
+
+// results is the result list for n recipients.
+func (ws *workerScratch) results(n int) []RecipientResult {
+	if cap(ws.recipients) < n {
+		ws.recipients = make([]RecipientResult, n)
+	}
+	return ws.recipients[:n]
 }
 
 // done clears what one record left, keeping the lists' storage.
@@ -508,7 +515,7 @@ func (ws *workerScratch) done(out []Disclosure, owner []int) {
 // record stays unacked and is read again after a restart.
 func (p *Pipeline) handle(ctx context.Context, worker int, j job, ws *workerScratch) {
 	scopes := ws.scopes
-	res, out, owner := ws.reset()
+	res, out, owner := ws.start()
 	defer func() { ws.done(out, owner) }()
 	res.Topic, res.Partition, res.Offset, res.SourceTime = j.msg.Topic, j.msg.Partition, j.msg.Offset, j.msg.Time
 	// The trace continues from the publisher's record into every output.
@@ -561,10 +568,7 @@ func (p *Pipeline) handle(ctx context.Context, worker int, j job, ws *workerScra
 	if s, ok := decider.(DeciderSnapshot); ok {
 		decider = s.Snapshot()
 	}
-	if cap(ws.recipients) < len(recipients) {
-		ws.recipients = make([]RecipientResult, len(recipients))
-	}
-	res.Recipients = ws.recipients[:len(recipients)]
+	res.Recipients = ws.results(len(recipients))
 	// out holds the records to write, owner the recipient index of each
 	// (-1 for a held one); most pairs are refused, so they stay short.
 	for i, r := range recipients {
