@@ -337,8 +337,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	tokens := make(chan struct{}, p.cfg.workers*(p.cfg.queue+1))
 	// And the record bytes in flight are bounded whatever the records'
 	// size.
-	budget := newByteBudget(p.cfg.maxInFlightBytes)
-	work := &inFlight{budget: budget}
+	work := &inFlight{budget: newByteBudget(p.cfg.maxInFlightBytes)}
 	unregister, err := p.registerGauges(work)
 	if err != nil {
 		return fmt.Errorf("pipeline: telemetry: %w", err)
@@ -354,7 +353,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			ws := &workerScratch{scopes: newScopeMemo()}
 			for j := range q {
 				p.handle(workCtx, w, j, ws)
-				budget.release(j.bytes)
+				work.budget.release(j.bytes)
 				work.events.Add(-1)
 				<-tokens
 			}
@@ -386,7 +385,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		// timeout: the record is handed over either way (see below), only
 		// past the drain timeout without waiting for room.
 		n := min(int64(len(msg.Key)+len(msg.Value)), p.cfg.maxInFlightBytes)
-		if budget.acquire(workCtx, n) != nil {
+		if work.budget.acquire(workCtx, n) != nil {
 			n = 0
 		}
 		queues[p.worker(&msg)] <- job{msg, ack, n}
