@@ -80,3 +80,6 @@ func (c *decisionCache) add(key cacheKey, ctx string, dec gateway.Decision) {
 	e.placed.Store(c.ops.Add(1))
 	c.lru.Add(key, e)
 }
+
+// purge empties the cache.
+func (c *decisionCache) purge() { c.lru.Purge() }

@@ -405,6 +405,8 @@ type preparedQuery struct {
 	// direct, when set, evaluates the query without the rego package (see
 	// directQuery).
 	direct *directQuery
+	// plan, when set, evaluates the query from the policy's plan (plan.go).
+	plan *planQuery
 }
 
 // directQuery is a decision query compiled for topdown, which it evaluates
@@ -478,6 +480,14 @@ func (q *directQuery) eval(ctx context.Context, in ast.Value, cache topdown.Virt
 // eval evaluates the query for one input; key is its registered
 // recipient, event type and purpose, or nil.
 func (q preparedQuery) eval(ctx context.Context, in ast.Value, key *keyKey) (rego.ResultSet, error) {
+	if q.plan != nil && !q.plan.guard.off.Load() {
+		return q.evalWithPlan(ctx, in, key)
+	}
+	return q.evalInterpreter(ctx, in, key)
+}
+
+// evalInterpreter evaluates the query with OPA's interpreter.
+func (q preparedQuery) evalInterpreter(ctx context.Context, in ast.Value, key *keyKey) (rego.ResultSet, error) {
 	if q.consts == nil {
 		return q.Eval(ctx, rego.EvalParsedInput(in))
 	}

@@ -89,9 +89,10 @@ func memberOf(t *testing.T, name string) member {
 // TestFactsDecisionServesConstants: the decision with the event's facts
 // given opens a `with` frame of its own; the documents computed once per
 // revision (constants.go) are still served inside it, since they are
-// computed without the facts.
+// computed without the facts. (The interpreter's way; the plan's is
+// TestPlanServesConstants.)
 func TestFactsDecisionServesConstants(t *testing.T) {
-	d, err := New(t.Context(), policies.FS)
+	d, err := New(t.Context(), policies.FS, WithEvaluator(EvaluatorInterpreter))
 	require.NoError(t, err)
 	consts := d.facts.decision.consts
 	require.NotNil(t, consts)

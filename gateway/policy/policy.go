@@ -55,6 +55,7 @@ type config struct {
 	catalogue map[string][]gateway.Field
 	log       *slog.Logger
 	cacheSize int
+	evaluator Evaluator
 }
 
 type optionFunc func(*config)
@@ -86,6 +87,13 @@ func (c *config) validate() error {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	switch c.evaluator {
+	case "":
+		c.evaluator = EvaluatorPlan
+	case EvaluatorPlan, EvaluatorInterpreter:
+	default:
+		return fmt.Errorf("evaluator %q: want %q or %q", c.evaluator, EvaluatorPlan, EvaluatorInterpreter)
+	}
 	return nil
 }
 
@@ -110,8 +118,11 @@ type Decider struct {
 	factsViews []int
 	seed       maphash.Seed // of the context hashes in cache keys
 	seen       *interner    // decisions shared by cache entries
-	stats      *counters
-	cfg        config // for the revisions that replace this one (Live)
+	// plan is what the queries share when they evaluate the policy's
+	// plan (plan.go); nil when they do not.
+	plan  *planGuard
+	stats *counters
+	cfg   config // for the revisions that replace this one (Live)
 }
 
 // counters are the decision cache statistics; the revisions of one Live
@@ -199,6 +210,11 @@ func build(ctx context.Context, fsys fs.FS, cfg config, stats *counters, running
 			d.proj.canon = k
 		}
 	}
+	if cfg.evaluator == EvaluatorPlan {
+		if err := d.usePlan(ctx, a, cfg.log); err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+	}
 	if cfg.catalogue == nil {
 		cfg.log.Warn("policy loaded without a field catalogue: registry and Rego field paths were not checked against the schemas")
 	}
@@ -207,6 +223,16 @@ func build(ctx context.Context, fsys fs.FS, cfg config, stats *counters, running
 			"rego_tests", len(a.tests), "recipients", len(d.recipients), "context_read", d.proj.String())
 	}
 	return d, nil
+}
+
+// Evaluator is how this revision evaluates the decisions its cache does
+// not hold: EvaluatorPlan when its plan is in use (and has not been turned
+// off by a difference from the interpreter), else EvaluatorInterpreter.
+func (d *Decider) Evaluator() Evaluator {
+	if d.plan == nil || d.plan.off.Load() {
+		return EvaluatorInterpreter
+	}
+	return EvaluatorPlan
 }
 
 // Revision is the short hex hash of every module and data file of the
@@ -345,6 +371,9 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 		dec       gateway.Decision
 		err       error
 		shareable = cached
+		// A decision from the plan is not cached once the plan has been
+		// turned off (and the cache emptied) while it was evaluated.
+		fromPlan = d.plan != nil && !d.plan.off.Load()
 	)
 	var view *recipientView
 	if registered {
@@ -363,7 +392,7 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 	}
 	dec.Revision = d.revision
 	dec.Reasons = slices.Clip(dec.Reasons)
-	if shareable {
+	if shareable && (!fromPlan || !d.plan.off.Load()) {
 		dec = d.seen.intern(dec)
 		d.cache.add(key, string(ctxKey), dec)
 	}
