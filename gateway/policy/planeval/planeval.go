@@ -25,6 +25,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -72,6 +73,7 @@ type function struct {
 	blocks  []*block
 	nlocals int
 	memo    bool // two parameters, input and data: one value per evaluation
+	reached bool // compiled: the entry may call it
 }
 
 type block struct{ instrs []instr }
@@ -176,19 +178,6 @@ func Compile(p *ir.Policy, entry string) (*Program, error) {
 				c.prog.subtree[prefix] = append(c.prog.subtree[prefix], leaf{fn: i, rel: rel})
 			}
 		}
-		for i, f := range p.Funcs.Funcs {
-			fn := c.prog.funcs[i]
-			c.max = int(fn.ret)
-			for _, l := range fn.params {
-				c.max = max(c.max, int(l))
-			}
-			blocks, err := c.blocks(f.Blocks)
-			if err != nil {
-				return nil, fmt.Errorf("plan function %s: %w", f.Name, err)
-			}
-			fn.blocks, fn.nlocals = blocks, c.max+1
-			c.prog.stack += fn.nlocals
-		}
 	}
 	for _, pl := range p.Plans.Plans {
 		if pl.Name != entry {
@@ -199,13 +188,72 @@ func Compile(p *ir.Policy, entry string) (*Program, error) {
 		if err != nil {
 			return nil, fmt.Errorf("plan %s: %w", entry, err)
 		}
-		c.prog.entry = &function{name: entry, blocks: blocks, nlocals: c.max + 1}
+		c.prog.entry = &function{name: entry, blocks: blocks, nlocals: c.max + 1, reached: true}
 		c.prog.stack += c.prog.entry.nlocals
 	}
 	if c.prog.entry == nil {
 		return nil, fmt.Errorf("plan: no plan named %s", entry)
 	}
+	// Only the functions the entry may call are compiled: a rule the
+	// decision never reads may use what planeval does not support.
+	todo := c.calls(c.prog.entry.blocks, nil)
+	for len(todo) > 0 {
+		i := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		fn := c.prog.funcs[i]
+		if fn.reached {
+			continue
+		}
+		fn.reached = true
+		c.max = int(fn.ret)
+		for _, l := range fn.params {
+			c.max = max(c.max, int(l))
+		}
+		blocks, err := c.blocks(p.Funcs.Funcs[i].Blocks)
+		if err != nil {
+			return nil, fmt.Errorf("plan function %s: %w", fn.name, err)
+		}
+		fn.blocks, fn.nlocals = blocks, c.max+1
+		c.prog.stack += fn.nlocals
+		todo = c.calls(fn.blocks, todo)
+	}
 	return c.prog, nil
+}
+
+// calls appends the functions the blocks may call to todo: those named,
+// and for a dynamic call every function under its constant prefix.
+func (c *compiler) calls(bs []*block, todo []int) []int {
+	for _, b := range bs {
+		for i := range b.instrs {
+			in := &b.instrs[i]
+			switch in.op {
+			case opCall:
+				todo = append(todo, in.fn)
+			case opCallDynamic:
+				var prefix []string
+				for _, o := range in.path {
+					if o.konst == nil {
+						break
+					}
+					s, ok := o.konst.Value.(ast.String)
+					if !ok {
+						break
+					}
+					prefix = append(prefix, string(s))
+				}
+				for j, fn := range c.prog.funcs {
+					if len(fn.path) >= len(prefix) && slices.Equal(fn.path[:len(prefix)], prefix) {
+						todo = append(todo, j)
+					}
+				}
+			}
+			if in.block != nil {
+				todo = c.calls([]*block{in.block}, todo)
+			}
+			todo = c.calls(in.blocks, todo)
+		}
+	}
+	return todo
 }
 
 func mapSet(m map[string]int, k string, v int) map[string]int {
@@ -678,6 +726,9 @@ func (st *state) memoFrame() []*ast.Term {
 // call evaluates function fi with args.
 func (st *state) call(fi int, args []*ast.Term) (*ast.Term, error) {
 	fn := st.p.funcs[fi]
+	if !fn.reached {
+		return nil, fmt.Errorf("%w: call of %s, which the plan's entry does not reach", ErrUnsupported, fn.name)
+	}
 	var memo []*ast.Term
 	if fn.memo {
 		memo = st.memoFrame()

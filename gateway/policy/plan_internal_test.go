@@ -1,0 +1,150 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dgwproject/dgw/gateway"
+	"github.com/dgwproject/dgw/policies"
+)
+
+// spoil replaces the plan's constant value of ref, on both decision
+// queries of d, with v: a plan that decides otherwise than the
+// interpreter.
+func spoil(t *testing.T, d *Decider, ref string, v *ast.Term) {
+	t.Helper()
+	r := ast.MustParseRef(ref)
+	n := 0
+	for _, q := range []*planQuery{d.query.plan, d.facts.decision.plan} {
+		require.NotNil(t, q)
+		for fn := range q.fixed {
+			path := q.prog.FuncPath(fn)
+			if len(path) == len(r) && path[len(path)-1] == string(r[len(r)-1].Value.(ast.String)) {
+				q.fixed[fn] = v
+				n++
+			}
+		}
+		// Documents kept per recipient were computed from the old value.
+		q.kept.Clear()
+	}
+	require.Equal(t, 2, n, "%s is a constant of both queries", ref)
+}
+
+func TestPlanServesConstants(t *testing.T) {
+	d, err := New(t.Context(), policies.FS)
+	require.NoError(t, err)
+	require.Equal(t, EvaluatorPlan, d.Evaluator())
+	v := d.views["cloudnest-it"] // in Germany
+	dc := &gateway.DecisionContext{
+		Event: gateway.EventContext{Type: "booking", Purpose: "contract", PointOfSale: "FR", OriginCountry: "KZ",
+			DestinationCountry: "FR", Route: []string{"KZ", "FR"}},
+		Subject: gateway.SubjectContext{Residence: "FR", Consents: map[string]bool{"cross_border": true}},
+	}
+	_, f, err := d.eventKey(t.Context(), dc, nil)
+	require.NoError(t, err)
+	decide := func() gateway.Decision {
+		// The plan only: the sampled check would answer with the
+		// interpreter.
+		rs, err := d.facts.decision.plan.eval(t.Context(), withFacts(t, dc, v, f.term), &keyKey{recipient: v.index, typ: "booking", purpose: "contract"})
+		require.NoError(t, err)
+		require.Len(t, rs, 1)
+		dec, err := decode(rs[0].Expressions[0].Value)
+		require.NoError(t, err)
+		return dec
+	}
+	before := decide()
+	require.Contains(t, before.Transfer.Mechanism, "kz_", "no GDPR transfer to Germany")
+	spoil(t, d, "data.dgw.eea", ast.SetTerm())
+	after := decide()
+	assert.NotEqual(t, before.Transfer.Mechanism, after.Transfer.Mechanism, "the plan read the constant EEA list")
+}
+
+func withFacts(t *testing.T, dc *gateway.DecisionContext, v recipientView, facts *ast.Term) ast.Value {
+	t.Helper()
+	in, err := input(dc, v.r, v.val)
+	require.NoError(t, err)
+	in.(ast.Object).Insert(ast.InternedTerm(factsMember), facts)
+	return in
+}
+
+// TestPlanTurnedOffOnDifference: the sampled check finds a plan that
+// decides otherwise, answers with the interpreter, turns the plan off,
+// empties the cache and logs; every decision after it is the
+// interpreter's.
+func TestPlanTurnedOffOnDifference(t *testing.T) {
+	var logs bytes.Buffer
+	d, err := New(t.Context(), policies.FS, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	require.NoError(t, err)
+	ref, err := New(t.Context(), policies.FS, WithEvaluator(EvaluatorInterpreter))
+	require.NoError(t, err)
+	require.Equal(t, EvaluatorPlan, d.Evaluator())
+	// No recipient class is one of the policy's: every decision refuses.
+	spoil(t, d, "data.dgw.recipient_classes", ast.SetTerm())
+
+	ctx := context.Background()
+	decide := func(i int, r *gateway.Recipient) (got, want gateway.Decision) {
+		dc := &gateway.DecisionContext{
+			Event: gateway.EventContext{Type: "checkin", Purpose: "border_control", PointOfSale: "KZ", OriginCountry: "KZ",
+				DestinationCountry: r.Country, Route: []string{"KZ", r.Country}},
+			Subject: gateway.SubjectContext{Citizenship: "KZ", Residence: "KZ", Consents: map[string]bool{"n": i%2 == 0},
+				Objections: []string{}},
+		}
+		// A new context for every call: each is a miss.
+		dc.Subject.Consents[string(rune('a'+i%26))+string(rune('a'+i/26%26))] = true
+		got, err := d.Decide(ctx, dc, r)
+		require.NoError(t, err)
+		want, err = ref.Decide(ctx, dc, r)
+		require.NoError(t, err)
+		return got, want
+	}
+	r := d.Recipients()[0]
+	differ, i := 0, 0
+	for ; d.Evaluator() == EvaluatorPlan && i < 4*planCheckEvery; i++ {
+		got, want := decide(i, r)
+		if !sameDecision(got, want) {
+			differ++
+		}
+	}
+	require.Equal(t, EvaluatorInterpreter, d.Evaluator(), "the check turned the plan off")
+	// A miss evaluates the event's facts and the decision from the plan:
+	// the first check is on the planCheckEvery/2-th.
+	assert.Equal(t, planCheckEvery/2, i, "turned off on the first checked decision")
+	assert.Equal(t, i-1, differ, "the spoilt plan decided every unchecked miss, the check answered with the interpreter")
+	assert.Zero(t, d.cache.lru.Len(), "the cache was emptied")
+	assert.Contains(t, logs.String(), "decided otherwise than OPA's interpreter")
+	assert.Contains(t, logs.String(), "recipient "+r.ID+", checkin events, purpose border_control")
+	for j := range 20 {
+		got, want := decide(i+j, r)
+		assert.True(t, sameDecision(got, want))
+	}
+}
+
+// TestPlanVerifyFindsDifferences: a plan that decides a sample otherwise
+// is not used.
+func TestPlanVerifyFindsDifferences(t *testing.T) {
+	d, err := New(t.Context(), policies.FS, WithEvaluator(EvaluatorInterpreter))
+	require.NoError(t, err)
+	a := &analysis{}
+	src, problems := read(policies.FS)
+	require.Empty(t, problems)
+	a.src = src
+	why, n, err := d.preparePlan(t.Context(), a)
+	require.NoError(t, err)
+	require.Empty(t, why)
+	assert.Greater(t, n, 1000, "samples")
+	require.Equal(t, EvaluatorPlan, d.Evaluator())
+
+	// The same verification with a spoilt plan.
+	v := &planVerifier{decision: d.query, views: d.views, plan: d.query.plan,
+		withFacts: d.facts.decision, factsQuery: d.facts.query, planWithFacts: d.facts.decision.plan, planFactsQuery: d.facts.query.plan}
+	spoil(t, d, "data.dgw.recipient_classes", ast.SetTerm())
+	why, err = v.verify(t.Context(), planSamples(d.recipients))
+	require.NoError(t, err)
+	assert.Contains(t, why, "the plan decides otherwise")
+}
