@@ -49,6 +49,7 @@ type benchOptions struct {
 	stages     bool
 	warm       bool
 	cacheSize  int
+	evaluator  string
 	pad        bool
 	json       bool
 	cpuProfile string
@@ -109,6 +110,9 @@ memory figures are the gateway's own; --broker measures against any Kafka
 			if o.runs < 1 {
 				return failWith(2, fmt.Errorf("--runs: expected 1 or more, got %d", o.runs))
 			}
+			if ev := policy.Evaluator(o.evaluator); ev != policy.EvaluatorPlan && ev != policy.EvaluatorInterpreter {
+				return failWith(2, fmt.Errorf("--evaluator: expected %s or %s, got %q", policy.EvaluatorPlan, policy.EvaluatorInterpreter, o.evaluator))
+			}
 			if o.runs > 1 && (o.cpuProfile != "" || o.memProfile != "") {
 				return failWith(2, errors.New("--cpuprofile and --memprofile profile one run: drop them or --runs"))
 			}
@@ -132,6 +136,7 @@ memory figures are the gateway's own; --broker measures against any Kafka
 	f.BoolVar(&o.stages, "stages", true, "measure each stage in process at the end (decode, decision hit and miss, redact and encode, the whole path at 10 recipients), no broker")
 	f.BoolVar(&o.warm, "warm", true, "drain the backlog a second time with the decision cache the first drain filled (the hit ratio of a long-running gateway)")
 	f.IntVar(&o.cacheSize, "decision-cache", policy.DefaultCacheSize, "decision cache entries (as dgw run; larger keeps more of a diverse stream)")
+	f.StringVar(&o.evaluator, "evaluator", string(policy.EvaluatorPlan), "how decision misses are evaluated, as dgw run's policy_evaluator: plan or interpreter")
 	f.BoolVar(&o.audit, "audit", true, "write the audit trail before every delivery and read the subject topic, as dgw run always does (false: measure the gateway without them)")
 	f.Float64Var(&o.rate, "latency-rate", 0, "events/s offered in the latency phase (0: half the maximum the cold drain reached)")
 	f.IntVar(&o.gcPercent, "gc-percent", defaultGCPercent, "garbage collector target, as dgw run's gc_percent (GOGC wins when set)")
@@ -173,17 +178,20 @@ type benchMachine struct {
 }
 
 type benchConfig struct {
-	Events       int     `json:"events"`
-	Recipients   int     `json:"recipients"`
-	Partitions   int     `json:"partitions"`
-	Workers      int     `json:"workers"`
-	Queue        int     `json:"queue"`
-	Broker       string  `json:"broker"`
-	RecordBytes  float64 `json:"record_bytes_mean"`
-	Seed         int64   `json:"seed"`
-	PublishPerS  float64 `json:"publish_records_per_sec"`
-	PolicyRev    string  `json:"policy_revision"`
-	DecisionSize int     `json:"decision_cache_size"`
+	Events      int     `json:"events"`
+	Recipients  int     `json:"recipients"`
+	Partitions  int     `json:"partitions"`
+	Workers     int     `json:"workers"`
+	Queue       int     `json:"queue"`
+	Broker      string  `json:"broker"`
+	RecordBytes float64 `json:"record_bytes_mean"`
+	Seed        int64   `json:"seed"`
+	PublishPerS float64 `json:"publish_records_per_sec"`
+	PolicyRev   string  `json:"policy_revision"`
+	// Evaluator is how the gateway evaluated decision misses (plan or
+	// interpreter; policy_evaluator).
+	Evaluator    string `json:"policy_evaluator"`
+	DecisionSize int    `json:"decision_cache_size"`
 	// Audit is whether the gateway wrote the audit trail (and read the
 	// subject state), as dgw run always does.
 	Audit bool   `json:"audit"`
@@ -349,7 +357,8 @@ func (a *app) bench(ctx context.Context, o benchOptions) error {
 func (a *app) benchOnce(ctx context.Context, o benchOptions, gc gcSettings, log *slog.Logger, progress func(string, ...any)) (benchResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	p, err := buildParts(ctx, "", "", redact.DevKeyring("dgw-bench"), 1<<20, log, policy.WithCacheSize(o.cacheSize))
+	p, err := buildParts(ctx, "", "", redact.DevKeyring("dgw-bench"), 1<<20, log, policy.WithCacheSize(o.cacheSize),
+		policy.WithEvaluator(policy.Evaluator(o.evaluator)))
 	if err != nil {
 		return benchResult{}, err
 	}
@@ -388,7 +397,7 @@ func (a *app) benchOnce(ctx context.Context, o benchOptions, gc gcSettings, log 
 	res := benchResult{
 		Machine: benchMachine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH},
 		Config: benchConfig{Events: o.events, Recipients: len(recipients), Partitions: o.partitions, Workers: o.workers,
-			Queue: o.queue, Broker: where, Seed: o.seed, PolicyRev: p.decider.Revision(), DecisionSize: o.cacheSize,
+			Queue: o.queue, Broker: where, Seed: o.seed, PolicyRev: p.decider.Revision(), Evaluator: string(p.decider.Evaluator()), DecisionSize: o.cacheSize,
 			GOGC: os.Getenv("GOGC"), GC: gc.String(), Audit: o.audit},
 	}
 	if o.audit {
@@ -435,7 +444,7 @@ func (a *app) benchOnce(ctx context.Context, o benchOptions, gc gcSettings, log 
 	res.Gateway, res.Warm, res.Latency = gw, warm, lat
 	if o.stages {
 		progress("stages: each in process on %d events × %d recipients", benchStageEvents, len(p.recipients))
-		if res.Stages, err = runStages(ctx, p, benchStageEvents, benchStageTime); err != nil {
+		if res.Stages, err = runStages(ctx, p, policy.Evaluator(o.evaluator), benchStageEvents, benchStageTime); err != nil {
 			return benchResult{}, err
 		}
 	}
@@ -1476,7 +1485,7 @@ func printBench(w io.Writer, r *benchResult) {
 		audited = "without the audit trail"
 	}
 	fmt.Fprintf(w, "gateway %s\n", audited)
-	fmt.Fprintf(w, "machine: %d CPUs, %s, %s, %s; policy revision %s\n\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.OS, c.PolicyRev)
+	fmt.Fprintf(w, "machine: %d CPUs, %s, %s, %s; policy revision %s, decision misses evaluated by the %s\n\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.OS, c.PolicyRev, c.Evaluator)
 	fmt.Fprintf(w, "%-26s %14s %18s %14s\n", "", "source rec/s", "recipient rec/s", "CPU µs/event")
 	if m := r.Mirror; m != nil {
 		fmt.Fprintf(w, "%-26s %14.0f %18.0f %14.1f\n", "mirror (kafka-go copy)", m.SourcePerSec, m.RecipientPerSec, m.CPUMicrosPerEv)

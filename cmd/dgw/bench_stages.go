@@ -44,9 +44,11 @@ type benchStages struct {
 
 // stageFixture is n events of the workload, decoded by the parts.
 type stageFixture struct {
-	parts  *parts
-	msgs   []gateway.Message
-	events []*gateway.Event
+	parts *parts
+	// evaluator evaluates the misses of missOp (zero: the default).
+	evaluator policy.Evaluator
+	msgs      []gateway.Message
+	events    []*gateway.Event
 	// values are the events' values in the normalised form (the decoder
 	// gives a layout): what codec.Context and the source encoder take.
 	values []map[string]any
@@ -122,7 +124,8 @@ func (f *stageFixture) hitOp(ctx context.Context, d snapshotDecider, rs []*gatew
 // the event's facts are evaluated once for its recipients as for a new
 // event); with none, the whole policy, facts included, per pair.
 func (f *stageFixture) missOp(ctx context.Context, rs []*gateway.Recipient, cacheSize int) (stageOp, *policy.Decider, error) {
-	d, err := policy.New(ctx, policies.FS, policy.WithCatalogue(f.parts.set.Catalogue()), policy.WithCacheSize(cacheSize))
+	d, err := policy.New(ctx, policies.FS, policy.WithCatalogue(f.parts.set.Catalogue()), policy.WithCacheSize(cacheSize),
+		policy.WithEvaluator(f.evaluator))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -227,11 +230,12 @@ func benchAuditor() (*audit.Auditor, error) {
 }
 
 // runStages measures the stages on n events, each for about d.
-func runStages(ctx context.Context, p *parts, n int, d time.Duration) (*benchStages, error) {
+func runStages(ctx context.Context, p *parts, ev policy.Evaluator, n int, d time.Duration) (*benchStages, error) {
 	f, err := newStageFixture(p, n)
 	if err != nil {
 		return nil, err
 	}
+	f.evaluator = ev
 	rs := p.recipients
 	st := &benchStages{Events: n, Recipients: len(rs)}
 	micros := func(t time.Duration) float64 { return float64(t.Nanoseconds()) / 1e3 }

@@ -310,6 +310,7 @@ func TestBenchCommand(t *testing.T) {
 	require.True(t, r.Config.Audit, "the gateway writes the audit trail by default, as dgw run does")
 	require.Equal(t, defaultConfig().Workers, r.Config.Workers, "the gateway runs with dgw run's workers by default")
 	require.Equal(t, defaultConfig().Queue, r.Config.Queue, "and with its queue")
+	require.Equal(t, "plan", r.Config.Evaluator, "decision misses are evaluated from the policy's plan by default, as dgw run does")
 	require.Greater(t, r.Config.RecordBytes, float64(benchMinBytes), "the backlog's records are grown to 1-3 KB")
 	require.NotNil(t, r.Mirror)
 	require.Greater(t, r.Mirror.SourcePerSec, 0.0)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dgwproject/dgw/adapters/telemetry"
 	"github.com/dgwproject/dgw/gateway"
+	"github.com/dgwproject/dgw/gateway/policy"
 )
 
 // Config is the `dgw run` configuration file. Every field can be overridden
@@ -41,6 +42,11 @@ type Config struct {
 	// PolicyPollInterval is how often the bundle URL is polled and the
 	// policy directory rescanned (a Go duration).
 	PolicyPollInterval string `yaml:"policy_poll_interval"`
+	// PolicyEvaluator is how the decisions the cache does not hold are
+	// evaluated: "plan" (the policy compiled to OPA's plan, once it decides
+	// the sample contexts as OPA's interpreter does; else the interpreter)
+	// or "interpreter" (OPA's interpreter only).
+	PolicyEvaluator string `yaml:"policy_evaluator"`
 	// HashKeysFile holds one secret per recipient for the hash operator;
 	// DGW_HASH_KEY_<RECIPIENT> variables are read as well.
 	HashKeysFile string `yaml:"hash_keys_file"`
@@ -105,6 +111,7 @@ func defaultConfig() Config {
 		// The policy source (policy_live.go).
 		PolicyWatch:        true,
 		PolicyPollInterval: defaultPolicyPollInterval,
+		PolicyEvaluator:    string(policy.EvaluatorPlan),
 	}
 }
 

@@ -210,7 +210,7 @@ loop:
 	if o.requests {
 		fmt.Fprintf(a.stderr, "dgw dev: %d synthetic subject requests published to %s\n", requests.Load(), acct.subjectTopic)
 	}
-	sum := summary{PolicyRevision: p.decider.Revision(), StatsSnapshot: stats.Snapshot()}
+	sum := summary{PolicyRevision: p.decider.Revision(), PolicyEvaluator: string(p.decider.Evaluator()), StatsSnapshot: stats.Snapshot()}
 	if h, m := p.decider.Stats(); h+m > 0 {
 		sum.DecisionCache = &cacheStats{Hits: h, Misses: m, Ratio: float64(h) / float64(h+m)}
 	}

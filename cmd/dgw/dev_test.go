@@ -63,8 +63,10 @@ func TestDevWithoutSubjectRequests(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	var s struct {
 		Recipients []devRecipient `json:"recipients"`
+		Evaluator  string         `json:"policy_evaluator"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &s), out)
+	assert.Equal(t, "plan", s.Evaluator, "misses are evaluated from the policy's plan")
 	delivered := recipientsDelivered(s.Recipients)
 	for _, id := range consentAbroad {
 		assert.Zero(t, delivered[id], "%s received without anyone's cross-border consent", id)

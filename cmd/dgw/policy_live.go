@@ -28,6 +28,7 @@ func (c *Config) policyEnv(env map[string]string) error {
 	strs := map[string]*string{
 		"DGW_POLICY_BUNDLE_URL": &c.PolicyBundleURL, "DGW_POLICY_BUNDLE_KEY_FILE": &c.PolicyBundleKeyFile,
 		"DGW_POLICY_BUNDLE_KEY_ALG": &c.PolicyBundleKeyAlg, "DGW_POLICY_POLL_INTERVAL": &c.PolicyPollInterval,
+		"DGW_POLICY_EVALUATOR": &c.PolicyEvaluator,
 	}
 	for k, p := range strs {
 		if v, ok := env[k]; ok {
@@ -61,6 +62,11 @@ func (c *Config) validatePolicy() []error {
 	if d, err := time.ParseDuration(c.PolicyPollInterval); err != nil || d <= 0 {
 		errs = append(errs, fmt.Errorf("policy_poll_interval: expected a positive duration such as 30s, got %q", c.PolicyPollInterval))
 	}
+	switch policy.Evaluator(c.PolicyEvaluator) {
+	case policy.EvaluatorPlan, policy.EvaluatorInterpreter:
+	default:
+		errs = append(errs, fmt.Errorf("policy_evaluator: expected %s or %s, got %q", policy.EvaluatorPlan, policy.EvaluatorInterpreter, c.PolicyEvaluator))
+	}
 	return errs
 }
 
@@ -76,6 +82,7 @@ type runPolicy struct {
 // policy_watch is false; the built-in policies never change.
 func loadRunPolicy(ctx context.Context, cfg Config, keys redact.Keyring, log *slog.Logger) (*runPolicy, error) {
 	interval, _ := time.ParseDuration(cfg.PolicyPollInterval) // validated by loadConfig
+	evaluator := policy.WithEvaluator(policy.Evaluator(cfg.PolicyEvaluator))
 	if cfg.PolicyBundleURL != "" {
 		var key *policy.BundleKey
 		if cfg.PolicyBundleKeyFile != "" {
@@ -92,14 +99,14 @@ func loadRunPolicy(ctx context.Context, cfg Config, keys redact.Keyring, log *sl
 		if err != nil {
 			return nil, fmt.Errorf("load policy: %w", err)
 		}
-		p, err := buildPartsFrom(ctx, fsys, cfg.SchemaDir, keys, cfg.MaxRecordBytes, log)
+		p, err := buildPartsFrom(ctx, fsys, cfg.SchemaDir, keys, cfg.MaxRecordBytes, log, evaluator)
 		if err != nil {
 			return nil, err
 		}
 		return &runPolicy{parts: p, watch: []policy.WatchOption{policy.WatchBundle(cfg.PolicyBundleURL, key),
 			policy.WithHTTPClient(client), policy.WithPollInterval(interval)}}, nil
 	}
-	p, err := buildParts(ctx, cfg.PolicyDir, cfg.SchemaDir, keys, cfg.MaxRecordBytes, log)
+	p, err := buildParts(ctx, cfg.PolicyDir, cfg.SchemaDir, keys, cfg.MaxRecordBytes, log, evaluator)
 	if err != nil {
 		return nil, err
 	}

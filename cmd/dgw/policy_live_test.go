@@ -35,12 +35,14 @@ func TestPolicyConfig(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, cfg.PolicyWatch, "policy_dir is watched by default")
 	assert.Equal(t, "30s", cfg.PolicyPollInterval)
+	assert.Equal(t, "plan", cfg.PolicyEvaluator)
 
 	cfg, err = loadConfig("", []string{"DGW_BROKERS=b:9092", "DGW_POLICY_BUNDLE_URL=https://p.example/dgw.tar.gz",
-		"DGW_POLICY_BUNDLE_KEY_FILE=/k", "DGW_POLICY_BUNDLE_KEY_ALG=ES256", "DGW_POLICY_POLL_INTERVAL=1m", "DGW_POLICY_WATCH=false"})
+		"DGW_POLICY_BUNDLE_KEY_FILE=/k", "DGW_POLICY_BUNDLE_KEY_ALG=ES256", "DGW_POLICY_POLL_INTERVAL=1m", "DGW_POLICY_WATCH=false",
+		"DGW_POLICY_EVALUATOR=interpreter"})
 	require.NoError(t, err)
-	assert.Equal(t, []string{"https://p.example/dgw.tar.gz", "/k", "ES256", "1m"},
-		[]string{cfg.PolicyBundleURL, cfg.PolicyBundleKeyFile, cfg.PolicyBundleKeyAlg, cfg.PolicyPollInterval})
+	assert.Equal(t, []string{"https://p.example/dgw.tar.gz", "/k", "ES256", "1m", "interpreter"},
+		[]string{cfg.PolicyBundleURL, cfg.PolicyBundleKeyFile, cfg.PolicyBundleKeyAlg, cfg.PolicyPollInterval, cfg.PolicyEvaluator})
 	assert.False(t, cfg.PolicyWatch)
 
 	sample, err := loadConfig("../../deploy/dgw.yaml", nil)
@@ -58,6 +60,7 @@ func TestPolicyConfig(t *testing.T) {
 		{[]string{"DGW_POLICY_POLL_INTERVAL=0s"}, "policy_poll_interval"},
 		{[]string{"DGW_POLICY_POLL_INTERVAL=soon"}, "policy_poll_interval"},
 		{[]string{"DGW_POLICY_WATCH=maybe"}, "DGW_POLICY_WATCH"},
+		{[]string{"DGW_POLICY_EVALUATOR=wasm"}, `policy_evaluator: expected plan or interpreter, got "wasm"`},
 	} {
 		_, err := loadConfig("", append([]string{"DGW_BROKERS=b:9092"}, tt.env...))
 		require.Error(t, err, tt.env)

@@ -13,6 +13,9 @@ import (
 // summary is what `dgw dev` prints at the end (and as JSON with --json).
 type summary struct {
 	PolicyRevision string `json:"policy_revision"`
+	// PolicyEvaluator is how decision misses were evaluated at the end:
+	// plan or interpreter (policy_evaluator).
+	PolicyEvaluator string `json:"policy_evaluator"`
 	gateway.StatsSnapshot
 	DecisionCache *cacheStats `json:"decision_cache,omitempty"`
 }
@@ -41,7 +44,7 @@ func printSummary(w io.Writer, s summary) {
 	if len(dl) > 0 {
 		fmt.Fprintf(w, " (%s)", strings.Join(dl, ", "))
 	}
-	fmt.Fprintf(w, "\npolicy revision: %s\n", s.PolicyRevision)
+	fmt.Fprintf(w, "\npolicy revision: %s (decision misses evaluated by the %s)\n", s.PolicyRevision, s.PolicyEvaluator)
 	if s.DecisionCache != nil {
 		fmt.Fprintf(w, "decision cache: %.1f%% hits (%d hits, %d misses)\n", 100*s.DecisionCache.Ratio, s.DecisionCache.Hits, s.DecisionCache.Misses)
 	}

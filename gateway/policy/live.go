@@ -79,6 +79,9 @@ func (l *Live) Revision() string { return l.Current().Revision() }
 // Recipients is the registry; it is the same for every revision.
 func (l *Live) Recipients() []*gateway.Recipient { return l.Current().Recipients() }
 
+// Evaluator is how the current revision evaluates decision misses.
+func (l *Live) Evaluator() Evaluator { return l.Current().Evaluator() }
+
 // Stats returns the decision cache hits and misses of every revision so far.
 func (l *Live) Stats() (hits, misses int64) { return l.stats.hits.Load(), l.stats.misses.Load() }
 

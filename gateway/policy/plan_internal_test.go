@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -147,4 +150,94 @@ func TestPlanVerifyFindsDifferences(t *testing.T) {
 	why, err = v.verify(t.Context(), planSamples(d.recipients))
 	require.NoError(t, err)
 	assert.Contains(t, why, "the plan decides otherwise")
+}
+
+var fuzzDecider = sync.OnceValues(func() (*Decider, error) { return New(context.Background(), policies.FS) })
+
+// FuzzPlanMatchesInterpreter: for any decision context and registry
+// recipient, the plan decides as OPA's interpreter does, without and with
+// the event's facts (and computes the same facts).
+func FuzzPlanMatchesInterpreter(f *testing.F) {
+	f.Add([]byte("booking contract KZ DE"), uint8(0))
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, uint8(5))
+	f.Add([]byte{0xff, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80, 0x90}, uint8(11))
+	f.Fuzz(func(t *testing.T, b []byte, ri uint8) {
+		d, err := fuzzDecider()
+		require.NoError(t, err)
+		require.Equal(t, EvaluatorPlan, d.Evaluator())
+		r := d.recipients[int(ri)%len(d.recipients)]
+		view := d.views[r.ID]
+		dc := fuzzContext(b, r)
+		key := &keyKey{recipient: view.index, typ: dc.Event.Type, purpose: dc.Event.Purpose}
+		in, err := input(dc, r, view.val)
+		require.NoError(t, err)
+		same := func(what string, q preparedQuery, in ast.Value, key *keyKey) rego.ResultSet {
+			want, werr := q.evalInterpreter(t.Context(), in, key)
+			got, gerr := q.plan.eval(t.Context(), in, key)
+			require.Equal(t, werr == nil, gerr == nil, "%s of %+v for %s: errors %v, %v", what, dc, r.ID, werr, gerr)
+			require.True(t, sameResults(want, got), "%s of %+v for %s:\n got %v\nwant %v", what, dc, r.ID, got, want)
+			return want
+		}
+		same("decision", d.query, in, key)
+		fin, err := input(dc, nil, noRecipient)
+		require.NoError(t, err)
+		rs := same("facts", d.facts.query, fin, nil)
+		if len(rs) != 1 {
+			return
+		}
+		in.(ast.Object).Insert(ast.InternedTerm(factsMember), rs[0].Expressions[0].Value.(*ast.Term))
+		same("decision with facts", d.facts.decision, in, key)
+	})
+}
+
+// fuzzContext reads a decision context for r from b, with values the
+// policy tells apart (and some it does not know).
+func fuzzContext(b []byte, r *gateway.Recipient) *gateway.DecisionContext {
+	i := 0
+	next := func() int {
+		if i >= len(b) {
+			return 0
+		}
+		i++
+		return int(b[i-1])
+	}
+	pick := func(xs []string) string { return xs[next()%len(xs)] }
+	countries := []string{"KZ", "DE", "FR", "GB", "US", "TR", "AE", "RU", "CN", "ZX", "CH", ""}
+	types := []string{"booking", "checkin", "payment", "baggage", "loyalty", "assistance", "websession", "corporate"}
+	purposes := append(slices.Clone(samplePurposes), "marketing", "profiling", "unknown")
+	dc := &gateway.DecisionContext{
+		Event: gateway.EventContext{Type: pick(types), Purpose: pick(purposes), PointOfSale: pick(countries),
+			OriginCountry: pick(countries), DestinationCountry: pick(countries),
+			BookingChannel: pick([]string{"website", "travel_agency", "corporate", ""})},
+		Subject: gateway.SubjectContext{Citizenship: pick(countries), Residence: pick(countries),
+			Consents: map[string]bool{}, Objections: []string{}},
+		Schema: gateway.SchemaContext{Name: "dgw.fuzz"},
+	}
+	for range next() % 4 {
+		dc.Event.Route = append(dc.Event.Route, pick(countries[:len(countries)-1]))
+	}
+	flags := next()
+	dc.Event.EmployerPaid = flags&1 != 0
+	dc.Subject.Minor = flags&2 != 0
+	dc.Subject.Erased = flags&4 != 0
+	dc.Subject.VitalInterest = flags&8 != 0
+	if flags&16 != 0 {
+		dc.Event.AgencyCode = r.AgencyCode
+	}
+	if flags&32 != 0 {
+		dc.Event.CorporateAccount = r.CorporateAccount
+	}
+	consents := []string{"cross_border", "health_data", "marketing", "research", "analytics_cookies", "marketing_cookies", dc.Event.Purpose}
+	for _, c := range consents {
+		switch next() % 3 {
+		case 1:
+			dc.Subject.Consents[c] = true
+		case 2:
+			dc.Subject.Consents[c] = false
+		}
+	}
+	for range next() % 3 {
+		dc.Subject.Objections = append(dc.Subject.Objections, pick(purposes))
+	}
+	return dc
 }
