@@ -617,9 +617,17 @@ func (d *Decider) usePlan(ctx context.Context, a *analysis, log *slog.Logger) er
 // preparePlan builds and verifies the plan; why is set when it cannot be
 // used.
 func (d *Decider) preparePlan(ctx context.Context, a *analysis) (why string, samples int, err error) {
-	cp, err := buildPlan(ctx, a.src)
-	if err != nil {
-		return err.Error(), 0, nil
+	key := planKey{revision: d.revision, facts: d.facts != nil}
+	known, seen := plans.get(key)
+	if seen && known.why != "" {
+		return known.why, known.samples, nil
+	}
+	cp := known.plan
+	if !seen {
+		if cp, err = buildPlan(ctx, a.src); err != nil {
+			plans.put(key, planResult{why: err.Error()})
+			return err.Error(), 0, nil
+		}
 	}
 	guard := &planGuard{}
 	v := &planVerifier{decision: d.query, views: d.views}
@@ -635,12 +643,20 @@ func (d *Decider) preparePlan(ctx context.Context, a *analysis) (why string, sam
 			return err.Error(), 0, nil
 		}
 	}
-	ss := planSamples(d.recipients)
-	why, err = v.verify(ctx, ss)
-	if err != nil || why != "" {
-		return why, len(ss), err
+	samples = known.samples
+	if !seen {
+		ss := planSamples(d.recipients)
+		if why, err = v.verify(ctx, ss); err != nil {
+			return "", 0, err
+		}
+		plans.put(key, planResult{plan: cp, why: why, samples: len(ss)})
+		if why != "" {
+			return why, len(ss), nil
+		}
+		samples = len(ss)
 	}
 	guard.mismatch = func(why string) {
+		plans.put(key, planResult{why: "the plan decided otherwise than the interpreter while serving: " + why})
 		if d.cache != nil {
 			d.cache.purge()
 		}
@@ -653,5 +669,46 @@ func (d *Decider) preparePlan(ctx context.Context, a *analysis) (why string, sam
 		d.facts.decision.plan = v.planWithFacts
 		d.facts.query.plan = v.planFactsQuery
 	}
-	return "", len(ss), nil
+	return "", samples, nil
+}
+
+// plans remembers, per revision, the plan and whether it decided the
+// samples as the interpreter does: the answer is the same for the same
+// files (the revision is their hash) with the same OPA, so a revision
+// loaded again (a test suite, a policy reverted while serving) is not
+// verified again. Bounded: cleared when full.
+var plans = &planMemo{m: map[planKey]planResult{}}
+
+type planKey struct {
+	revision string
+	facts    bool // decided with the event's facts (a decision cache)
+}
+
+type planResult struct {
+	plan    *compiledPlan
+	why     string
+	samples int
+}
+
+type planMemo struct {
+	mu sync.Mutex
+	m  map[planKey]planResult
+}
+
+const maxPlanMemo = 64
+
+func (p *planMemo) get(k planKey) (planResult, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, ok := p.m[k]
+	return r, ok
+}
+
+func (p *planMemo) put(k planKey, r planResult) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.m) >= maxPlanMemo {
+		clear(p.m)
+	}
+	p.m[k] = r
 }

@@ -22,6 +22,12 @@ import (
 // interpreter.
 func spoil(t *testing.T, d *Decider, ref string, v *ast.Term) {
 	t.Helper()
+	// A difference found while serving marks the revision's plan as not
+	// to be used again (plans); this one is the test's doing.
+	key := planKey{revision: d.revision, facts: d.facts != nil}
+	if was, ok := plans.get(key); ok {
+		t.Cleanup(func() { plans.put(key, was) })
+	}
 	r := ast.MustParseRef(ref)
 	n := 0
 	for _, q := range []*planQuery{d.query.plan, d.facts.decision.plan} {
@@ -126,6 +132,12 @@ func TestPlanTurnedOffOnDifference(t *testing.T) {
 		got, want := decide(i+j, r)
 		assert.True(t, sameDecision(got, want))
 	}
+	// The revision, loaded again, is not given its plan again.
+	logs.Reset()
+	again, err := New(t.Context(), policies.FS, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	require.NoError(t, err)
+	assert.Equal(t, EvaluatorInterpreter, again.Evaluator())
+	assert.Contains(t, logs.String(), "decided otherwise than the interpreter while serving")
 }
 
 // TestPlanVerifyFindsDifferences: a plan that decides a sample otherwise
