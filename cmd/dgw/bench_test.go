@@ -169,6 +169,15 @@ func BenchmarkStage(b *testing.B) {
 		if hits, _ := d.Stats(); hits != 0 {
 			b.Fatalf("decide-miss: %d lookups hit", hits)
 		}
+		require.Equal(b, policy.EvaluatorPlan, d.Evaluator())
+	})
+	b.Run("decide-miss-interpreter", func(b *testing.B) {
+		// decide-miss with OPA's interpreter instead of the policy's plan
+		// (policy_evaluator: interpreter).
+		f.evaluator = policy.EvaluatorInterpreter
+		defer func() { f.evaluator = "" }()
+		d := decideEach(b, ctx, f, rs, 1)
+		require.Equal(b, policy.EvaluatorInterpreter, d.Evaluator())
 	})
 	b.Run("decide-uncached", func(b *testing.B) {
 		// Without a cache: the whole policy, facts included, per pair.

@@ -180,3 +180,21 @@ func TestDevRunsToCompletion(t *testing.T) {
 	assert.Regexp(t, `dgw dev: [1-9]\d* synthetic subject requests published to subject\.requests`, stderr)
 	assertForeignReceive(t, recipientsDelivered(s.Recipients))
 }
+
+// TestPolicyCheckCommand: `dgw policy check` passes the shipped policies
+// and says how dgw run would evaluate their decision misses; a broken
+// directory fails with file and line.
+func TestPolicyCheckCommand(t *testing.T) {
+	out, stderr, code := runCLI(t, nil, "policy", "check", "../../policies")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, out, "policy: ok\n")
+	assert.Contains(t, out, "decision misses: evaluated from the policy's plan, which decided")
+
+	dir := t.TempDir()
+	require.NoError(t, os.CopyFS(dir, os.DirFS("../../policies")))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "broken.rego"), []byte("package dgw\n\nbroken if {\n"), 0o644))
+	out, _, code = runCLI(t, nil, "policy", "check", dir)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "broken.rego:")
+	assert.NotContains(t, out, "decision misses")
+}

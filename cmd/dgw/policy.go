@@ -51,6 +51,12 @@ func (a *app) policyCmd() *cobra.Command {
 				return failWith(1, fmt.Errorf("%d policy problems", len(problems)))
 			}
 			fmt.Fprintln(a.stdout, "policy: ok")
+			// How `dgw run` would decide the misses of this revision.
+			d, err := policy.New(cmd.Context(), os.DirFS(args[0]), policy.WithCatalogue(set.Catalogue()))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout, "decision misses: "+d.EvaluatorNote())
 			return nil
 		},
 	}

@@ -606,10 +606,12 @@ func (d *Decider) usePlan(ctx context.Context, a *analysis, log *slog.Logger) er
 		return err
 	}
 	if why != "" {
+		d.planNote = "evaluated by OPA's interpreter: the policy's plan cannot be used: " + why
 		log.Warn("policy decisions are evaluated by OPA's interpreter: the policy's plan cannot be used",
 			"revision", d.revision, "why", why)
 		return nil
 	}
+	d.planNote = fmt.Sprintf("evaluated from the policy's plan, which decided %d sample contexts as OPA's interpreter does", n)
 	log.Info("policy decisions are evaluated from the policy's plan", "revision", d.revision, "verified_decisions", n)
 	return nil
 }

@@ -120,9 +120,10 @@ type Decider struct {
 	seen       *interner    // decisions shared by cache entries
 	// plan is what the queries share when they evaluate the policy's
 	// plan (plan.go); nil when they do not.
-	plan  *planGuard
-	stats *counters
-	cfg   config // for the revisions that replace this one (Live)
+	plan     *planGuard
+	planNote string // how misses are evaluated, and why (EvaluatorNote)
+	stats    *counters
+	cfg      config // for the revisions that replace this one (Live)
 }
 
 // counters are the decision cache statistics; the revisions of one Live
@@ -233,6 +234,19 @@ func (d *Decider) Evaluator() Evaluator {
 		return EvaluatorInterpreter
 	}
 	return EvaluatorPlan
+}
+
+// EvaluatorNote says, for people, how this revision evaluates decision
+// misses and why: the plan and how many samples verified it, or why the
+// interpreter decides.
+func (d *Decider) EvaluatorNote() string {
+	switch {
+	case d.plan != nil && d.plan.off.Load():
+		return "evaluated by OPA's interpreter: the policy's plan decided otherwise while serving"
+	case d.planNote == "":
+		return "evaluated by OPA's interpreter (policy_evaluator: interpreter)"
+	}
+	return d.planNote
 }
 
 // Revision is the short hex hash of every module and data file of the
