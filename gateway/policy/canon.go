@@ -362,41 +362,7 @@ func checkCanon(ctx context.Context, q preparedQuery, recipients []*gateway.Reci
 		swap   map[string]string
 		sample string
 	}
-	jobs := make(chan job)
-	var (
-		mu  sync.Mutex
-		why string
-		wg  sync.WaitGroup
-	)
-	fail := func(s string) {
-		mu.Lock()
-		defer mu.Unlock()
-		if why == "" || s < why {
-			why = s
-		}
-	}
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for j := range jobs {
-				real, err := evaluate(ctx, q, j.dc, j.r)
-				if err != nil {
-					fail(j.sample + ": " + err.Error())
-					continue
-				}
-				via, _, err := evaluateCanonical(ctx, q, k, members, j.dc, j.r, nil)
-				if err != nil || !sameDecision(real, via) {
-					fail(j.sample + ": the abstracted context is decided otherwise")
-					continue
-				}
-				swapped := swapContext(j.dc, j.swap)
-				perm, err := evaluate(ctx, q, swapped, j.r)
-				if err != nil || !sameDecision(swapDecision(real, j.swap), perm) {
-					fail(j.sample + ": swapping countries or codes of one class changes the decision")
-				}
-			}
-		})
-	}
-feed:
+	var jobs []job
 	for _, r := range recipients {
 		for _, et := range sortedKeys(r.Scope) {
 			for _, p := range probes {
@@ -416,19 +382,68 @@ feed:
 					swap := map[string]string{p.a: p.c, p.c: p.a, p.b: p.d, p.d: p.b,
 						unknown.a: unknown.c, unknown.c: unknown.a, unknown.b: unknown.d, unknown.d: unknown.b}
 					sample := fmt.Sprintf("recipient %s, %s events, purpose %s, countries %s %s", r.ID, et, v.purpose, p.a, p.b)
-					select {
-					case jobs <- job{r, dc, swap, sample}:
-					case <-ctx.Done():
-						break feed
-					}
+					jobs = append(jobs, job{r, dc, swap, sample})
 				}
 			}
+		}
+	}
+	why, err := smallestReason(ctx, jobs, func(j job) string {
+		real, err := evaluate(ctx, q, j.dc, j.r)
+		if err != nil {
+			return j.sample + ": " + err.Error()
+		}
+		via, _, err := evaluateCanonical(ctx, q, k, members, j.dc, j.r, nil)
+		if err != nil || !sameDecision(real, via) {
+			return j.sample + ": the abstracted context is decided otherwise"
+		}
+		swapped := swapContext(j.dc, j.swap)
+		perm, err := evaluate(ctx, q, swapped, j.r)
+		if err != nil || !sameDecision(swapDecision(real, j.swap), perm) {
+			return j.sample + ": swapping countries or codes of one class changes the decision"
+		}
+		return ""
+	})
+	if err != nil {
+		return "", fmt.Errorf("check the decision cache abstraction: %w", err)
+	}
+	return why, nil
+}
+
+// smallestReason runs check on every item, on every CPU, and returns the
+// smallest reason it gave ("" when none did): the same answer however the
+// items were scheduled. The error reports a cancelled context.
+func smallestReason[T any](ctx context.Context, items []T, check func(T) string) (string, error) {
+	jobs := make(chan T)
+	var (
+		mu  sync.Mutex
+		why string
+		wg  sync.WaitGroup
+	)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for it := range jobs {
+				if s := check(it); s != "" {
+					mu.Lock()
+					if why == "" || s < why {
+						why = s
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+feed:
+	for _, it := range items {
+		select {
+		case jobs <- it:
+		case <-ctx.Done():
+			break feed
 		}
 	}
 	close(jobs)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return "", fmt.Errorf("check the decision cache abstraction: %w", err)
+		return "", err
 	}
 	return why, nil
 }

@@ -101,11 +101,7 @@ func TestFactsDecisionServesConstants(t *testing.T) {
 	require.True(t, ok, "the EEA list is computed once per revision")
 
 	v := d.views["cloudnest-it"] // in Germany
-	dc := &gateway.DecisionContext{
-		Event: gateway.EventContext{Type: "booking", Purpose: "contract", PointOfSale: "FR", OriginCountry: "KZ",
-			DestinationCountry: "FR", Route: []string{"KZ", "FR"}},
-		Subject: gateway.SubjectContext{Residence: "FR", Consents: map[string]bool{"cross_border": true}},
-	}
+	dc := tripToFrance()
 	_, f, err := d.eventKey(t.Context(), dc, nil)
 	require.NoError(t, err)
 	decide := func() gateway.Decision {
@@ -127,4 +123,15 @@ func TestFactsDecisionServesConstants(t *testing.T) {
 	}
 	after := decide()
 	assert.NotEqual(t, before.Transfer.Mechanism, after.Transfer.Mechanism, "the decision read the constant EEA list")
+}
+
+// tripToFrance is a booking of a trip from Kazakhstan to France by a
+// French resident who consented to transfers abroad: the GDPR applies, and
+// a transfer to Germany is none under it (the EEA), one under Law 94-V.
+func tripToFrance() *gateway.DecisionContext {
+	return &gateway.DecisionContext{
+		Event: gateway.EventContext{Type: "booking", Purpose: "contract", PointOfSale: "FR", OriginCountry: "KZ",
+			DestinationCountry: "FR", Route: []string{"KZ", "FR"}},
+		Subject: gateway.SubjectContext{Residence: "FR", Consents: map[string]bool{"cross_border": true}},
+	}
 }

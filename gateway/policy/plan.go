@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"maps"
 	"reflect"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -509,42 +508,7 @@ type planVerifier struct {
 // verify returns why the plan's decisions differ from the interpreter's
 // ("" when they agree on every sample).
 func (v *planVerifier) verify(ctx context.Context, samples []sample) (string, error) {
-	jobs := make(chan sample)
-	var (
-		mu  sync.Mutex
-		why string
-		wg  sync.WaitGroup
-	)
-	fail := func(s string) {
-		mu.Lock()
-		defer mu.Unlock()
-		if why == "" || s < why {
-			why = s
-		}
-	}
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for s := range jobs {
-				if msg := v.one(ctx, s); msg != "" {
-					fail(msg)
-				}
-			}
-		})
-	}
-feed:
-	for _, s := range samples {
-		select {
-		case jobs <- s:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	return why, nil
+	return smallestReason(ctx, samples, func(s sample) string { return v.one(ctx, s) })
 }
 
 // one compares the decisions of one sample (and its facts).

@@ -50,11 +50,7 @@ func TestPlanServesConstants(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, EvaluatorPlan, d.Evaluator())
 	v := d.views["cloudnest-it"] // in Germany
-	dc := &gateway.DecisionContext{
-		Event: gateway.EventContext{Type: "booking", Purpose: "contract", PointOfSale: "FR", OriginCountry: "KZ",
-			DestinationCountry: "FR", Route: []string{"KZ", "FR"}},
-		Subject: gateway.SubjectContext{Residence: "FR", Consents: map[string]bool{"cross_border": true}},
-	}
+	dc := tripToFrance()
 	_, f, err := d.eventKey(t.Context(), dc, nil)
 	require.NoError(t, err)
 	decide := func() gateway.Decision {

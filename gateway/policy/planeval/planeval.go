@@ -273,14 +273,17 @@ type compiler struct {
 	max     int // largest local of the function being compiled
 }
 
-func (c *compiler) blocks(bs []*ir.Block) ([]*block, error) {
-	out := make([]*block, 0, len(bs))
-	for _, b := range bs {
-		x, err := c.block(b)
+func (c *compiler) blocks(bs []*ir.Block) ([]*block, error) { return each(bs, c.block) }
+
+// each is f of every x, or f's first error.
+func each[T, U any](xs []T, f func(T) (U, error)) ([]U, error) {
+	out := make([]U, 0, len(xs))
+	for _, x := range xs {
+		y, err := f(x)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, x)
+		out = append(out, y)
 	}
 	return out, nil
 }
@@ -315,17 +318,7 @@ func (c *compiler) str(i int) (operand, error) {
 	return operand{konst: c.strings[i]}, nil
 }
 
-func (c *compiler) operands(os []ir.Operand) ([]operand, error) {
-	out := make([]operand, 0, len(os))
-	for _, o := range os {
-		x, err := c.operand(o)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, x)
-	}
-	return out, nil
-}
+func (c *compiler) operands(os []ir.Operand) ([]operand, error) { return each(os, c.operand) }
 
 func (c *compiler) location(s ir.Stmt) string {
 	l := s.GetLocation()
@@ -830,19 +823,8 @@ func (st *state) run(fn *function, frame []*ast.Term, b *block) (int, error) {
 			}
 		case opBreak:
 			return in.index, nil
-		case opCall:
-			args := st.pushArgs(frame, in.args)
-			v, err := st.call(in.fn, args)
-			st.popArgs(len(in.args))
-			if err != nil {
-				return 0, err
-			}
-			if v == nil {
-				return 0, nil
-			}
-			frame[in.target] = v
-		case opCallBuiltin:
-			v, err := st.builtin(frame, in)
+		case opCall, opCallBuiltin:
+			v, err := st.callOf(frame, in)
 			if err != nil {
 				return 0, err
 			}
@@ -992,6 +974,16 @@ func (st *state) run(fn *function, frame []*ast.Term, b *block) (int, error) {
 		}
 	}
 	return brkDone, nil
+}
+
+// callOf is the value of a CallStmt: a plan function's or a built-in's.
+func (st *state) callOf(frame []*ast.Term, in *instr) (*ast.Term, error) {
+	if in.op == opCallBuiltin {
+		return st.builtin(frame, in)
+	}
+	args := st.pushArgs(frame, in.args)
+	defer st.popArgs(len(in.args))
+	return st.call(in.fn, args)
 }
 
 func isArray(t *ast.Term) bool  { _, ok := t.Value.(*ast.Array); return ok }
