@@ -7,8 +7,10 @@
 // keyed by the parts of the context the policy reads, countries and party
 // codes abstracted to what the policy can tell apart (canon.go), and what
 // the policy derives from the event alone (data.dgw.facts) evaluated once
-// per event and keyed by its value instead (facts.go). It is the only
-// package that imports OPA.
+// per event and keyed by its value instead (facts.go). A miss is evaluated
+// from the policy compiled to OPA's plan (planeval, plan.go) once the plan
+// decides a sample of contexts as OPA's interpreter does. It and planeval
+// are the only packages that import OPA.
 //
 // Live serves one revision at a time and replaces it, atomically, only with
 // a revision that passes every check of Check; Watch follows a policy
