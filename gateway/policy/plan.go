@@ -166,9 +166,12 @@ type planGuard struct {
 	checks   atomic.Int64
 	fallback atomic.Int64 // evaluation errors answered by the interpreter
 	// mismatch is called once, on the first difference found while
-	// serving (the decider empties its cache and logs).
-	once     sync.Once
-	mismatch func(why string)
+	// serving (the decider empties its cache and logs); failed once, on
+	// the first evaluation error of the plan (the decider logs).
+	once       sync.Once
+	mismatch   func(why string)
+	failedOnce sync.Once
+	failed     func(err error)
 }
 
 // newPlanQuery prepares the plan entry of cp with the constants of q; with
@@ -366,6 +369,11 @@ func (q preparedQuery) evalWithPlan(ctx context.Context, in ast.Value, key *keyK
 			return nil, err
 		}
 		g.fallback.Add(1)
+		g.failedOnce.Do(func() {
+			if g.failed != nil {
+				g.failed(err)
+			}
+		})
 		return q.evalInterpreter(ctx, in, key)
 	}
 	if g.evals.Add(1)%planCheckEvery != 0 {
@@ -628,6 +636,10 @@ func (d *Decider) preparePlan(ctx context.Context, a *analysis) (why string, sam
 		}
 		d.cfg.log.Error("the policy's plan decided otherwise than OPA's interpreter: decisions are evaluated by the interpreter from now on, and the decision cache was emptied",
 			"revision", d.revision, "decision", why)
+	}
+	guard.failed = func(err error) {
+		d.cfg.log.Warn("the policy's plan failed an evaluation: OPA's interpreter answered it, as it answers every one the plan fails",
+			"revision", d.revision, "error", err.Error())
 	}
 	d.plan = guard
 	d.query.plan = v.plan

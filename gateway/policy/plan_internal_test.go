@@ -160,6 +160,40 @@ func TestPlanVerifyFindsDifferences(t *testing.T) {
 	assert.Contains(t, why, "the plan decides otherwise")
 }
 
+// TestPlanFailureAnsweredByInterpreter: an evaluation the plan fails (here:
+// data documents under a path its rules dispatch on, which planeval does
+// not merge) is answered by the interpreter, and logged once.
+func TestPlanFailureAnsweredByInterpreter(t *testing.T) {
+	var logs bytes.Buffer
+	d, err := New(t.Context(), policies.FS, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	require.NoError(t, err)
+	ref, err := New(t.Context(), policies.FS, WithEvaluator(EvaluatorInterpreter))
+	require.NoError(t, err)
+	data := ast.MustParseTerm(`{"dgw": {"grants": {"airport_operator": {}, "border_authority": {}}}}`)
+	for _, q := range []*planQuery{d.query.plan, d.facts.decision.plan} {
+		obj := q.data.Value.(ast.Object).Copy()
+		obj.Insert(ast.StringTerm("dgw"), data.Value.(ast.Object).Get(ast.StringTerm("dgw")))
+		q.data = ast.NewTerm(obj)
+		q.kept.Clear() // the grants are computed again
+	}
+	ctx := context.Background()
+	for _, id := range []string{"ala-airport", "kz-border-api"} {
+		r := d.views[id].r
+		dc := &gateway.DecisionContext{Event: gateway.EventContext{Type: "checkin", Purpose: "border_control",
+			PointOfSale: "KZ", OriginCountry: "KZ", DestinationCountry: "KZ", Route: []string{"KZ"}},
+			Subject: gateway.SubjectContext{Citizenship: "KZ", Residence: "KZ", Consents: map[string]bool{}, Objections: []string{}}}
+		got, err := d.Decide(ctx, dc, r)
+		require.NoError(t, err)
+		want, err := ref.Decide(ctx, dc, r)
+		require.NoError(t, err)
+		assert.True(t, sameDecision(got, want), "%s: %+v, want %+v", id, got, want)
+	}
+	assert.Equal(t, int64(2), d.plan.fallback.Load())
+	assert.Equal(t, EvaluatorPlan, d.Evaluator(), "a failure is not a difference")
+	assert.Equal(t, 1, bytes.Count(logs.Bytes(), []byte("the policy's plan failed an evaluation")), logs.String())
+	assert.Contains(t, logs.String(), "rules and data documents under one path")
+}
+
 var fuzzDecider = sync.OnceValues(func() (*Decider, error) { return New(context.Background(), policies.FS) })
 
 // FuzzPlanMatchesInterpreter: for any decision context and registry

@@ -191,6 +191,21 @@ out := {"arr": arr, "set": set, "obj": obj} if not all_small`,
 			},
 		},
 		{
+			// Arrays built by iterating objects and sets keep the
+			// interpreter's order.
+			name: "iteration order",
+			module: `package t
+s := {x | some x in input.xs}
+from_set := [x | some x in s]
+from_obj := [[k, v] | some k, v in input.o]
+out := [from_set, from_obj, concat(",", [k | some k, _ in input.o])]`,
+			entry: "t/out",
+			inputs: []any{
+				map[string]any{"xs": []any{"b", "c", "a", 3, 1}, "o": map[string]any{"z": 1, "a": 2, "m": 3}},
+				map[string]any{"xs": []any{}, "o": map[string]any{}},
+			},
+		},
+		{
 			name: "with on input and data",
 			module: `package t
 inner := input.a + data.base.k
