@@ -645,7 +645,7 @@ type Options struct {
 // Eval evaluates the plan with input (nil: undefined) and data, and
 // returns the values of its result set: an entry plan's one result is an
 // object {"result": value}.
-func (p *Program) Eval(ctx context.Context, input, data *ast.Term, opts Options) ([]*ast.Term, error) {
+func (p *Program) Eval(ctx context.Context, input, data *ast.Term, opts Options) (_ []*ast.Term, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -653,6 +653,14 @@ func (p *Program) Eval(ctx context.Context, input, data *ast.Term, opts Options)
 	if st == nil {
 		st = &state{p: p, stack: make([]*ast.Term, p.stack), memo: make([]*ast.Term, len(p.funcs))}
 	}
+	// A panic (a built-in's, or this package's) is an error of this
+	// evaluation: the caller answers with OPA's interpreter. The state is
+	// not reused.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: the evaluation panicked: %v", ErrUnsupported, r)
+		}
+	}()
 	st.ctx, st.opts = ctx, opts
 	st.bctx = topdown.BuiltinContext{Context: ctx, Cache: builtins.Cache{}}
 	frame := st.stack[:p.entry.nlocals]

@@ -442,3 +442,15 @@ out := {k: f(v) | some k, v in input}`, "t/out", nil)
 		assert.NoError(t, <-done)
 	}
 }
+
+// TestPanicIsAnError: a panic during an evaluation (here: a known value
+// that is no Rego value) is an error, and the program keeps evaluating.
+func TestPanicIsAnError(t *testing.T) {
+	c := plan(t, "package t\nx := data.a.b", "t/x", map[string]any{"a": map[string]any{"b": 1}})
+	_, err := c.prog.Eval(context.Background(), nil, c.data, planeval.Options{Known: func(int) *ast.Term { return &ast.Term{} }})
+	assert.ErrorIs(t, err, planeval.ErrUnsupported)
+	assert.ErrorContains(t, err, "panicked")
+	res, err := c.prog.Eval(context.Background(), nil, c.data, planeval.Options{})
+	require.NoError(t, err)
+	assert.Equal(t, "1", res[0].Value.(ast.Object).Get(ast.StringTerm("result")).String())
+}
