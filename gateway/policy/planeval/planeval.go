@@ -134,6 +134,9 @@ type instr struct {
 	key     int32     // ScanStmt key local
 	fn      int       // CallStmt to a plan function
 	builtin topdown.BuiltinFunc
+	// relation: the built-in gives any number of values (walk); the plan
+	// scans the array of them.
+	relation bool
 	name    string
 	args    []operand // CallStmt, CallDynamicStmt
 	path    []operand // CallDynamicStmt
@@ -381,6 +384,9 @@ func (c *compiler) stmt(s ir.Stmt) (instr, error) {
 		}
 		in.op = opCallBuiltin
 		in.builtin, err = builtin(s.Func)
+		if decl, ok := ast.BuiltinMap[s.Func]; ok {
+			in.relation = decl.Relation
+		}
 	case *ir.CallDynamicStmt:
 		in.op, in.target = opCallDynamic, c.local(s.Result)
 		for _, a := range s.Args {
@@ -881,8 +887,15 @@ func (st *state) run(fn *function, frame []*ast.Term, b *block) (int, error) {
 				return r - 1, nil
 			}
 		case opDot:
-			v := dot(st.get(frame, in.a), st.get(frame, in.b))
+			src, key := st.get(frame, in.a), st.get(frame, in.b)
+			v := dot(src, key)
 			if v == nil {
+				if numberKeyAsString(src, key) {
+					// OPA's interpreter finds data["2"] as data[2] in the
+					// data documents, not in objects rules build; the plan
+					// cannot tell them apart.
+					return 0, fmt.Errorf("%w: a number key that is present as a string (%s)", ErrUnsupported, in.loc)
+				}
 				return 0, nil
 			}
 			frame[in.target] = v
@@ -1025,10 +1038,14 @@ func (st *state) builtin(frame []*ast.Term, in *instr) (*ast.Term, error) {
 	}
 	var (
 		out *ast.Term
+		all []*ast.Term // a relation's values
 		n   int
 	)
 	err := in.builtin(st.bctx, args, func(t *ast.Term) error {
 		out = t
+		if in.relation {
+			all = append(all, t)
+		}
 		n++
 		return nil
 	})
@@ -1038,6 +1055,9 @@ func (st *state) builtin(frame []*ast.Term, in *instr) (*ast.Term, error) {
 			return nil, halt.Err
 		}
 		return nil, nil
+	}
+	if in.relation {
+		return ast.ArrayTerm(all...), nil
 	}
 	if n > 1 {
 		return nil, fmt.Errorf("%w: built-in %s gave %d values", ErrUnsupported, in.name, n)
@@ -1164,9 +1184,11 @@ func (st *state) subtreeValue(key string, leaves []leaf, args []*ast.Term) (*ast
 func (st *state) with(fn *function, frame []*ast.Term, in *instr) (int, error) {
 	saved := frame[in.target]
 	v := st.get(frame, in.a)
-	if v == nil {
-		return 0, nil
+	if v == nil && len(in.wpath) > 0 {
+		return 0, fmt.Errorf("%w: with an undefined value at a path (%s)", ErrUnsupported, in.loc)
 	}
+	// An undefined value without a path is the planner restoring an
+	// undefined input inside another `with`: the local is undefined.
 	if len(in.wpath) == 0 {
 		frame[in.target] = v
 	} else {
@@ -1251,6 +1273,17 @@ func (st *state) scan(fn *function, frame []*ast.Term, in *instr) (int, error) {
 		return r - 2, nil
 	}
 	return brkDone, nil
+}
+
+// numberKeyAsString reports whether key is a number and src an object
+// with its text as a key.
+func numberKeyAsString(src, key *ast.Term) bool {
+	if src == nil || key == nil {
+		return false
+	}
+	n, ok := key.Value.(ast.Number)
+	obj, isObj := src.Value.(ast.Object)
+	return ok && isObj && obj.Get(ast.StringTerm(string(n))) != nil
 }
 
 func dot(src, key *ast.Term) *ast.Term {
