@@ -137,11 +137,11 @@ type instr struct {
 	// relation: the built-in gives any number of values (walk); the plan
 	// scans the array of them.
 	relation bool
-	name    string
-	args    []operand // CallStmt, CallDynamicStmt
-	path    []operand // CallDynamicStmt
-	wpath   []*ast.Term
-	loc     string
+	name     string
+	args     []operand // CallStmt, CallDynamicStmt
+	path     []operand // CallDynamicStmt
+	wpath    []*ast.Term
+	loc      string
 }
 
 // Compile prepares the plan named entry of p.
