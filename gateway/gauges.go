@@ -45,6 +45,27 @@ type RevisionReporter interface {
 	Revision() string
 }
 
+// EvaluationReporter is an optional interface of a Decider that evaluates
+// the decisions its cache does not hold with a fast evaluator checked
+// against a reference one (gateway/policy: the policy's plan against OPA's
+// interpreter). When the pipeline's decider implements it, the pipeline
+// exports while Run runs the gauge dgw.policy.evaluator{evaluator} = 1 for
+// the evaluator in use, and the counters dgw.policy.evaluation.checks
+// (evaluations also made by the reference), dgw.policy.evaluation.differences
+// (checks that found another decision: the fast evaluator is turned off;
+// alert on any) and dgw.policy.evaluation.fallbacks (evaluations the fast
+// evaluator failed and the reference answered). Evaluation must be safe for
+// concurrent use, its counts never decrease.
+type EvaluationReporter interface {
+	Evaluation() EvaluationStats
+}
+
+// EvaluationStats is what an EvaluationReporter reports.
+type EvaluationStats struct {
+	Evaluator                      string
+	Checks, Differences, Fallbacks int64
+}
+
 // inFlight is the work Run holds: events read and not finished, and the
 // record bytes handed to workers.
 type inFlight struct {
@@ -58,6 +79,7 @@ func (p *Pipeline) registerGauges(work *inFlight) (unregister func(), err error)
 	lagger, hasLag := p.src.(LagReporter)
 	reviser, hasRevision := p.decider.(RevisionReporter)
 	staller, hasStalls := p.src.(StallReporter)
+	evaluation, hasEvaluation := p.decider.(EvaluationReporter)
 	if p.cfg.meterProvider == nil {
 		return func() {}, nil
 	}
@@ -100,6 +122,25 @@ func (p *Pipeline) registerGauges(work *inFlight) (unregister func(), err error)
 		}
 		observables = append(observables, stalls)
 	}
+	var evaluator metric.Int64ObservableGauge
+	var evalCounts [3]metric.Int64ObservableCounter
+	if hasEvaluation {
+		if evaluator, err = m.Int64ObservableGauge("dgw.policy.evaluator",
+			metric.WithDescription("How decisions the cache does not hold are evaluated, as the evaluator label (plan or interpreter); the value is always 1.")); err != nil {
+			return nil, fmt.Errorf("policy evaluator gauge: %w", err)
+		}
+		observables = append(observables, evaluator)
+		for i, c := range [...]struct{ name, desc string }{
+			{"dgw.policy.evaluation.checks", "Decision evaluations of the policy's plan also made by OPA's interpreter."},
+			{"dgw.policy.evaluation.differences", "Checked evaluations the interpreter decided otherwise (the plan is then turned off; alert on any)."},
+			{"dgw.policy.evaluation.fallbacks", "Evaluations the policy's plan failed and OPA's interpreter answered."},
+		} {
+			if evalCounts[i], err = m.Int64ObservableCounter(c.name, metric.WithDescription(c.desc)); err != nil {
+				return nil, fmt.Errorf("%s counter: %w", c.name, err)
+			}
+			observables = append(observables, evalCounts[i])
+		}
+	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(events, work.events.Load())
 		o.ObserveInt64(bytes, work.budget.used())
@@ -116,6 +157,15 @@ func (p *Pipeline) registerGauges(work *inFlight) (unregister func(), err error)
 			if rev := reviser.Revision(); rev != "" {
 				o.ObserveInt64(revision, 1, metric.WithAttributes(attribute.String("revision", rev)))
 			}
+		}
+		if hasEvaluation {
+			e := evaluation.Evaluation()
+			if e.Evaluator != "" {
+				o.ObserveInt64(evaluator, 1, metric.WithAttributes(attribute.String("evaluator", e.Evaluator)))
+			}
+			o.ObserveInt64(evalCounts[0], e.Checks)
+			o.ObserveInt64(evalCounts[1], e.Differences)
+			o.ObserveInt64(evalCounts[2], e.Fallbacks)
 		}
 		return nil
 	}, observables...)

@@ -30,8 +30,9 @@ func (s *lagSource) Stalls() int64 { return s.stalls.Load() }
 
 // revisionDecider allows everything and reports a revision that can change.
 type revisionDecider struct {
-	mu  sync.Mutex
-	rev string
+	mu   sync.Mutex
+	rev  string
+	eval gateway.EvaluationStats
 }
 
 func (d *revisionDecider) Decide(ctx context.Context, dc *gateway.DecisionContext, r *gateway.Recipient) (gateway.Decision, error) {
@@ -42,6 +43,18 @@ func (d *revisionDecider) Revision() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.rev
+}
+
+func (d *revisionDecider) Evaluation() gateway.EvaluationStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.eval
+}
+
+func (d *revisionDecider) setEvaluation(e gateway.EvaluationStats) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.eval = e
 }
 
 func (d *revisionDecider) set(rev string) {
@@ -98,7 +111,7 @@ func TestPipelineGauges(t *testing.T) {
 
 	src := &lagSource{MemSource: gatewaytest.NewMemSource(false, msgs("e1", "e2")...),
 		lag: []gateway.PartitionLag{{Topic: "pax.booking", Partition: 0, Lag: 7}, {Topic: "pax.booking", Partition: 2, Lag: 0}}}
-	dec := &revisionDecider{rev: "rev-1"}
+	dec := &revisionDecider{rev: "rev-1", eval: gateway.EvaluationStats{Evaluator: "plan", Checks: 3}}
 	var handled atomic.Int64
 	done := make(chan struct{})
 	p, err := gateway.New(src, decoder(), dec, redactor(), &gatewaytest.MemSink{}, []*gateway.Recipient{recipient("ok")},
@@ -129,12 +142,21 @@ func TestPipelineGauges(t *testing.T) {
 		"a reload replaces the revision series")
 	assert.Equal(t, []point{{attrs: map[string]string{"result": "miss"}, value: 2}}, collect(t, reader, "dgw.decision.cache"),
 		"the cache counter is labelled result, as the metric contract says")
+	assert.Equal(t, []point{{attrs: map[string]string{"evaluator": "plan"}, value: 1}}, collect(t, reader, "dgw.policy.evaluator"))
+	assert.Equal(t, []point{{attrs: map[string]string{}, value: 3}}, collect(t, reader, "dgw.policy.evaluation.checks"))
+	assert.Equal(t, []point{{attrs: map[string]string{}, value: 0}}, collect(t, reader, "dgw.policy.evaluation.differences"))
+	dec.setEvaluation(gateway.EvaluationStats{Evaluator: "interpreter", Checks: 4, Differences: 1, Fallbacks: 2})
+	assert.Equal(t, []point{{attrs: map[string]string{"evaluator": "interpreter"}, value: 1}}, collect(t, reader, "dgw.policy.evaluator"),
+		"a plan turned off replaces the evaluator series")
+	assert.Equal(t, []point{{attrs: map[string]string{}, value: 1}}, collect(t, reader, "dgw.policy.evaluation.differences"))
+	assert.Equal(t, []point{{attrs: map[string]string{}, value: 2}}, collect(t, reader, "dgw.policy.evaluation.fallbacks"))
 
 	cancel()
 	require.NoError(t, <-runErr)
 	assert.Empty(t, collect(t, reader, "dgw.consumer.lag"), "a stopped pipeline reports no lag")
 	assert.Empty(t, collect(t, reader, "dgw.policy.revision"))
 	assert.Empty(t, collect(t, reader, "dgw.consumer.stalls"))
+	assert.Empty(t, collect(t, reader, "dgw.policy.evaluator"))
 }
 
 func TestPolicyReloads(t *testing.T) {

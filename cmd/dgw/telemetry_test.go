@@ -820,6 +820,8 @@ func TestRunServesAdmin(t *testing.T) {
 		return code == http.StatusOK && revision.MatchString(metrics)
 	})
 	assert.Contains(t, metrics, `dgw_policy_reloads_total{`)
+	assert.Regexp(t, `(?m)^dgw_policy_evaluator\{.*evaluator="plan".*\} 1$`, metrics, "misses are evaluated from the policy's plan")
+	assert.Regexp(t, `(?m)^dgw_policy_evaluation_differences_total\{.*\} 0$`, metrics)
 
 	cancel()
 	select {

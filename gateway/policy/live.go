@@ -82,6 +82,10 @@ func (l *Live) Recipients() []*gateway.Recipient { return l.Current().Recipients
 // Evaluator is how the current revision evaluates decision misses.
 func (l *Live) Evaluator() Evaluator { return l.Current().Evaluator() }
 
+// Evaluation is the current revision's Evaluation (the counts of every
+// revision).
+func (l *Live) Evaluation() gateway.EvaluationStats { return l.Current().Evaluation() }
+
 // Stats returns the decision cache hits and misses of every revision so far.
 func (l *Live) Stats() (hits, misses int64) { return l.stats.hits.Load(), l.stats.misses.Load() }
 

@@ -161,10 +161,11 @@ type factsPart struct {
 // planGuard is what the queries of one revision's plan share: whether the
 // plan is still trusted, and the sampled check.
 type planGuard struct {
-	off      atomic.Bool
-	evals    atomic.Int64
-	checks   atomic.Int64
-	fallback atomic.Int64 // evaluation errors answered by the interpreter
+	off   atomic.Bool
+	evals atomic.Int64
+	// stats counts checks, differences and fallbacks (evaluation errors
+	// answered by the interpreter), for every revision of a Live decider.
+	stats *counters
 	// mismatch is called once, on the first difference found while
 	// serving (the decider empties its cache and logs); failed once, on
 	// the first evaluation error of the plan (the decider logs).
@@ -368,7 +369,7 @@ func (q preparedQuery) evalWithPlan(ctx context.Context, in ast.Value, key *keyK
 		if ctx.Err() != nil {
 			return nil, err
 		}
-		g.fallback.Add(1)
+		g.stats.fallbacks.Add(1)
 		g.failedOnce.Do(func() {
 			if g.failed != nil {
 				g.failed(err)
@@ -379,12 +380,13 @@ func (q preparedQuery) evalWithPlan(ctx context.Context, in ast.Value, key *keyK
 	if g.evals.Add(1)%planCheckEvery != 0 {
 		return rs, nil
 	}
-	g.checks.Add(1)
+	g.stats.checks.Add(1)
 	want, err := q.evalInterpreter(ctx, in, key)
 	if err != nil {
 		return nil, err
 	}
 	if !sameResults(rs, want) {
+		g.stats.differences.Add(1)
 		g.off.Store(true)
 		g.once.Do(func() {
 			if g.mismatch != nil {
@@ -603,7 +605,7 @@ func (d *Decider) preparePlan(ctx context.Context, a *analysis) (why string, sam
 			return err.Error(), 0, nil
 		}
 	}
-	guard := &planGuard{}
+	guard := &planGuard{stats: d.stats}
 	v := &planVerifier{decision: d.query, views: d.views}
 	if v.plan, err = newPlanQuery(cp, planEntry, d.query.consts, false, false, guard); err != nil {
 		return err.Error(), 0, nil

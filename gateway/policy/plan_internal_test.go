@@ -117,6 +117,7 @@ func TestPlanTurnedOffOnDifference(t *testing.T) {
 		}
 	}
 	require.Equal(t, EvaluatorInterpreter, d.Evaluator(), "the check turned the plan off")
+	assert.Equal(t, gateway.EvaluationStats{Evaluator: "interpreter", Checks: 1, Differences: 1}, d.Evaluation())
 	// A miss evaluates the event's facts and the decision from the plan:
 	// the first check is on the planCheckEvery/2-th.
 	assert.Equal(t, planCheckEvery/2, i, "turned off on the first checked decision")
@@ -188,7 +189,7 @@ func TestPlanFailureAnsweredByInterpreter(t *testing.T) {
 		require.NoError(t, err)
 		assert.True(t, sameDecision(got, want), "%s: %+v, want %+v", id, got, want)
 	}
-	assert.Equal(t, int64(2), d.plan.fallback.Load())
+	assert.Equal(t, gateway.EvaluationStats{Evaluator: "plan", Fallbacks: 2}, d.Evaluation())
 	assert.Equal(t, EvaluatorPlan, d.Evaluator(), "a failure is not a difference")
 	assert.Equal(t, 1, bytes.Count(logs.Bytes(), []byte("the policy's plan failed an evaluation")), logs.String())
 	assert.Contains(t, logs.String(), "rules and data documents under one path")

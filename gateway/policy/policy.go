@@ -128,9 +128,12 @@ type Decider struct {
 	cfg      config // for the revisions that replace this one (Live)
 }
 
-// counters are the decision cache statistics; the revisions of one Live
-// decider share them.
-type counters struct{ hits, misses atomic.Int64 }
+// counters are the decision cache statistics and the plan's checks; the
+// revisions of one Live decider share them.
+type counters struct {
+	hits, misses                   atomic.Int64
+	checks, differences, fallbacks atomic.Int64
+}
 
 var (
 	_ gateway.Decider         = (*Decider)(nil)
@@ -249,6 +252,14 @@ func (d *Decider) EvaluatorNote() string {
 		return "evaluated by OPA's interpreter (policy_evaluator: interpreter)"
 	}
 	return d.planNote
+}
+
+// Evaluation reports the evaluator in use and the plan's checks against
+// OPA's interpreter, for the pipeline's metrics (gateway.EvaluationReporter);
+// the counts are those of every revision of a Live decider.
+func (d *Decider) Evaluation() gateway.EvaluationStats {
+	return gateway.EvaluationStats{Evaluator: string(d.Evaluator()), Checks: d.stats.checks.Load(),
+		Differences: d.stats.differences.Load(), Fallbacks: d.stats.fallbacks.Load()}
 }
 
 // Revision is the short hex hash of every module and data file of the
