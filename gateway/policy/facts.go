@@ -291,6 +291,14 @@ func (f *facts) of(ctx context.Context, key []byte, canonical func() gateway.Dec
 	return e, true, nil
 }
 
+// purge empties the facts cache.
+func (f *facts) purge() {
+	f.cache.Purge()
+	f.mu.Lock()
+	clear(f.values)
+	f.mu.Unlock()
+}
+
 // noRecipient is the recipient member of a facts evaluation's input:
 // facts do not read it.
 var noRecipient ast.Value = ast.NewObject()

@@ -636,7 +636,10 @@ func (d *Decider) preparePlan(ctx context.Context, a *analysis) (why string, sam
 		if d.cache != nil {
 			d.cache.purge()
 		}
-		d.cfg.log.Error("the policy's plan decided otherwise than OPA's interpreter: decisions are evaluated by the interpreter from now on, and the decision cache was emptied",
+		if d.facts != nil {
+			d.facts.purge() // the plan computed them too
+		}
+		d.cfg.log.Error("the policy's plan decided otherwise than OPA's interpreter: decisions are evaluated by the interpreter from now on, and the decision and facts caches were emptied",
 			"revision", d.revision, "decision", why)
 	}
 	guard.failed = func(err error) {

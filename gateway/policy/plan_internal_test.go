@@ -123,6 +123,7 @@ func TestPlanTurnedOffOnDifference(t *testing.T) {
 	assert.Equal(t, planCheckEvery/2, i, "turned off on the first checked decision")
 	assert.Equal(t, i-1, differ, "the spoilt plan decided every unchecked miss, the check answered with the interpreter")
 	assert.Zero(t, d.cache.lru.Len(), "the cache was emptied")
+	assert.Zero(t, d.facts.cache.Len(), "and the facts the plan computed")
 	assert.Contains(t, logs.String(), "decided otherwise than OPA's interpreter")
 	assert.Contains(t, logs.String(), "recipient "+r.ID+", checkin events, purpose border_control")
 	for j := range 20 {
