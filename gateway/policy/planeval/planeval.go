@@ -15,10 +15,21 @@
 // The semantics follow OPA's Wasm compiler, the plan's one reference
 // implementation: a statement that is undefined leaves its innermost
 // block; a BreakStmt leaves Index+1 blocks; a function with two parameters
-// (input and data) is memoised per evaluation. One difference: a
-// CallDynamicStmt whose path names no planned function but a subtree of
-// planned functions (rules whose heads are deeper than the dispatch, which
-// OPA's planner leaves to the data document) evaluates that subtree.
+// (input and data) is memoised per evaluation. Where that would decide
+// otherwise than OPA's interpreter, planeval follows the interpreter (each
+// case has a test, and OPA's conformance cases are run against both):
+//   - a CallDynamicStmt whose path names no planned function but a subtree
+//     of planned functions (rules whose heads are deeper than the dispatch,
+//     which OPA's planner leaves to the data document) evaluates that
+//     subtree;
+//   - the success flag of a negation planned from `not { ... }` is reset
+//     before the negation (notFlag);
+//   - a `with` of an undefined value (the planner restoring an undefined
+//     input) makes the local undefined;
+//   - a relation built-in (walk) gives the array of its values;
+//   - a number key looked up where only its text is a key (data["2"] as
+//     data[2], which the interpreter finds in the data documents) is an
+//     error, left to the interpreter.
 package planeval
 
 import (
@@ -149,7 +160,7 @@ func Compile(p *ir.Policy, entry string) (*Program, error) {
 	if p == nil || p.Static == nil || p.Plans == nil {
 		return nil, fmt.Errorf("plan: %w: empty policy", ErrUnsupported)
 	}
-	c := compiler{p: p, prog: &Program{byPath: map[string]int{}, subtree: map[string][]leaf{}}}
+	c := compiler{p: p, prog: &Program{byPath: map[string]int{}, subtree: map[string][]leaf{}}, byName: map[string]int{}}
 	for _, s := range p.Static.Strings {
 		c.strings = append(c.strings, ast.StringTerm(s.Value))
 	}
@@ -158,7 +169,7 @@ func Compile(p *ir.Policy, entry string) (*Program, error) {
 	}
 	if p.Funcs != nil {
 		for i, f := range p.Funcs.Funcs {
-			c.byName = mapSet(c.byName, f.Name, i)
+			c.byName[f.Name] = i
 			fn := &function{name: f.Name, path: f.Path, ret: int32(f.Return), memo: len(f.Params) == 2}
 			for _, l := range f.Params {
 				fn.params = append(fn.params, int32(l))
@@ -257,14 +268,6 @@ func (c *compiler) calls(bs []*block, todo []int) []int {
 		}
 	}
 	return todo
-}
-
-func mapSet(m map[string]int, k string, v int) map[string]int {
-	if m == nil {
-		m = map[string]int{}
-	}
-	m[k] = v
-	return m
 }
 
 type compiler struct {
