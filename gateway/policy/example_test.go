@@ -74,3 +74,20 @@ func ExampleCheck() {
 	fmt.Println(len(problems), "problems")
 	// Output: 0 problems
 }
+
+// Decisions the cache does not hold are evaluated from the policy's plan
+// once the plan decides the sample contexts as OPA's interpreter does;
+// WithEvaluator(policy.EvaluatorInterpreter) keeps the interpreter.
+func ExampleWithEvaluator() {
+	ctx := context.Background()
+	for _, e := range []policy.Evaluator{policy.EvaluatorPlan, policy.EvaluatorInterpreter} {
+		d, err := policy.New(ctx, policies.FS, policy.WithEvaluator(e))
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(d.Evaluator()+":", d.EvaluatorNote())
+	}
+	// Output:
+	// plan: evaluated from the policy's plan, which decided 1238 sample contexts as OPA's interpreter does
+	// interpreter: evaluated by OPA's interpreter (policy_evaluator: interpreter)
+}
