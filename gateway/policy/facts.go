@@ -263,6 +263,7 @@ func (f *facts) of(ctx context.Context, key []byte, canonical func() gateway.Dec
 	if err != nil {
 		return factsEntry{}, false, err
 	}
+	planOn := f.query.planOn()
 	rs, err := f.query.eval(ctx, in, nil)
 	if err != nil {
 		return factsEntry{}, false, fmt.Errorf("evaluate %s: %w", FactsDocument, err)
@@ -287,7 +288,9 @@ func (f *facts) of(ctx context.Context, key []byte, canonical func() gateway.Dec
 		f.values[e.text] = factsEntry{term: e.term, text: e.text, texts: e.texts}
 	}
 	f.mu.Unlock()
-	f.cache.Add(h, e)
+	if f.query.stillOn(planOn) {
+		f.cache.Add(h, e)
+	}
 	return e, true, nil
 }
 

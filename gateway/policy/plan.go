@@ -359,6 +359,16 @@ func sameResults(a, b rego.ResultSet) bool {
 	return true
 }
 
+// planOn reports whether q evaluates from its plan now. A caller that
+// caches what q computed takes it before the evaluation and caches only if
+// stillOn holds after it: a plan turned off meanwhile (its caches emptied)
+// must leave nothing it computed behind.
+func (q preparedQuery) planOn() bool { return q.plan != nil && !q.plan.guard.off.Load() }
+
+// stillOn reports whether a result computed when on was reported may be
+// cached: from the interpreter, or from a plan still on.
+func (q preparedQuery) stillOn(on bool) bool { return !on || q.planOn() }
+
 // evalWithPlan evaluates q from its plan, checking one evaluation in
 // planCheckEvery against the interpreter; the interpreter answers when
 // the plan fails or is off.
@@ -401,18 +411,14 @@ func (q preparedQuery) evalWithPlan(ctx context.Context, in ast.Value, key *keyK
 // input (no personal data: the input holds none).
 func describeInput(in ast.Value) string {
 	get := func(path ...string) string {
-		var t *ast.Term = ast.NewTerm(in)
-		for _, k := range path {
-			obj, ok := t.Value.(ast.Object)
-			if !ok {
-				return "?"
-			}
-			if t = obj.Get(ast.StringTerm(k)); t == nil {
-				return "?"
-			}
+		ref := make(ast.Ref, len(path))
+		for i, k := range path {
+			ref[i] = ast.StringTerm(k)
 		}
-		if s, ok := t.Value.(ast.String); ok {
-			return string(s)
+		if v, err := in.Find(ref); err == nil {
+			if s, ok := v.(ast.String); ok {
+				return string(s)
+			}
 		}
 		return "?"
 	}
@@ -646,7 +652,6 @@ func (d *Decider) preparePlan(ctx context.Context, a *analysis) (why string, sam
 		d.cfg.log.Warn("the policy's plan failed an evaluation: OPA's interpreter answered it, as it answers every one the plan fails",
 			"revision", d.revision, "error", err.Error())
 	}
-	d.plan = guard
 	d.query.plan = v.plan
 	if d.facts != nil {
 		d.facts.decision.plan = v.planWithFacts

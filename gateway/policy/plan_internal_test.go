@@ -285,3 +285,17 @@ func fuzzContext(b []byte, r *gateway.Recipient) *gateway.DecisionContext {
 	}
 	return dc
 }
+
+// TestCachingAfterPlanTurnedOff: what a query computed while its plan was
+// on is not cached once the plan is off (the caches were emptied then); the
+// interpreter's results always are.
+func TestCachingAfterPlanTurnedOff(t *testing.T) {
+	q := preparedQuery{plan: &planQuery{guard: &planGuard{}}}
+	on := q.planOn()
+	require.True(t, on)
+	assert.True(t, q.stillOn(on))
+	q.plan.guard.off.Store(true)
+	assert.False(t, q.stillOn(on), "computed from the plan, which is off now")
+	assert.True(t, q.stillOn(q.planOn()), "computed by the interpreter")
+	assert.True(t, preparedQuery{}.stillOn(preparedQuery{}.planOn()), "no plan at all")
+}

@@ -120,12 +120,9 @@ type Decider struct {
 	factsViews []int
 	seed       maphash.Seed // of the context hashes in cache keys
 	seen       *interner    // decisions shared by cache entries
-	// plan is what the queries share when they evaluate the policy's
-	// plan (plan.go); nil when they do not.
-	plan     *planGuard
-	planNote string // how misses are evaluated, and why (EvaluatorNote)
-	stats    *counters
-	cfg      config // for the revisions that replace this one (Live)
+	planNote   string       // how misses are evaluated, and why (EvaluatorNote)
+	stats      *counters
+	cfg        config // for the revisions that replace this one (Live)
 }
 
 // counters are the decision cache statistics and the plan's checks; the
@@ -235,7 +232,7 @@ func build(ctx context.Context, fsys fs.FS, cfg config, stats *counters, running
 // not hold: EvaluatorPlan when its plan is in use (and has not been turned
 // off by a difference from the interpreter), else EvaluatorInterpreter.
 func (d *Decider) Evaluator() Evaluator {
-	if d.plan == nil || d.plan.off.Load() {
+	if !d.query.planOn() {
 		return EvaluatorInterpreter
 	}
 	return EvaluatorPlan
@@ -246,7 +243,7 @@ func (d *Decider) Evaluator() Evaluator {
 // interpreter decides.
 func (d *Decider) EvaluatorNote() string {
 	switch {
-	case d.plan != nil && d.plan.off.Load():
+	case d.query.plan != nil && !d.query.planOn():
 		return "evaluated by OPA's interpreter: the policy's plan decided otherwise while serving"
 	case d.planNote == "":
 		return "evaluated by OPA's interpreter (policy_evaluator: interpreter)"
@@ -400,7 +397,7 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 		shareable = cached
 		// A decision from the plan is not cached once the plan has been
 		// turned off (and the cache emptied) while it was evaluated.
-		fromPlan = d.plan != nil && !d.plan.off.Load()
+		planOn = d.query.planOn()
 	)
 	var view *recipientView
 	if registered {
@@ -419,7 +416,7 @@ func (d *Decider) decide(ctx context.Context, dc *gateway.DecisionContext, r *ga
 	}
 	dec.Revision = d.revision
 	dec.Reasons = slices.Clip(dec.Reasons)
-	if shareable && (!fromPlan || !d.plan.off.Load()) {
+	if shareable && d.query.stillOn(planOn) {
 		dec = d.seen.intern(dec)
 		d.cache.add(key, string(ctxKey), dec)
 	}
