@@ -26,7 +26,7 @@ import (
 // about 120 expressions for one decision of the shipped policy, at 1.5 to
 // 2 µs each: a decision the cache does not hold cost 150 to 250 µs. The
 // same policy compiled to OPA's intermediate representation (the "plan"
-// target of `opa build`) and evaluated by planeval costs a fifth of that,
+// target of `opa build`) and evaluated by planeval costs under a third of that,
 // with the same constants (constants.go) and facts (facts.go).
 //
 // OPA's interpreter stays the reference. A revision's plan is used only
