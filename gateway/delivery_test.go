@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -323,4 +324,93 @@ func TestPipelineDrainsInFlightEventsOnCancel(t *testing.T) {
 	assert.Equal(t, reads, acked, "everything read before the stop is finished and acked")
 	assert.Zero(t, inflight)
 	assert.Len(t, sink.Topic("out.ok"), reads, "and delivered")
+}
+
+// keyGatedSink holds every write of the events "a…" until released, and
+// says when it has written want records of the others.
+type keyGatedSink struct {
+	gatewaytest.MemSink
+	release chan struct{}
+	mu      sync.Mutex
+	others  int
+	want    int
+	done    chan struct{}
+}
+
+func (s *keyGatedSink) Write(ctx context.Context, ds ...gateway.Disclosure) error {
+	for _, d := range ds {
+		if fromA(d) {
+			select {
+			case <-s.release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			break
+		}
+	}
+	if err := s.MemSink.Write(ctx, ds...); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range ds {
+		if !fromA(d) {
+			s.others++
+			if s.others == s.want {
+				close(s.done)
+			}
+		}
+	}
+	return nil
+}
+
+// fromA tells a delivery of an event "a…" (redactor() writes "<recipient>:<event id>").
+func fromA(d gateway.Disclosure) bool { return strings.HasPrefix(string(d.Value), "ok:a") }
+
+// TestPipelineBusyWorkerHoldsUpNoOther: a worker whose writes wait keeps
+// its events in its own queue, and the reader goes on with the other
+// workers' events for as long as the window has room. (When the queues
+// had a fixed length, the reader waited for the busy worker's queue and
+// every other worker waited with it.)
+func TestPipelineBusyWorkerHoldsUpNoOther(t *testing.T) {
+	// Two workers and a window of 2 × (2+1) = 6 events. Keys "A" and "B"
+	// go to different workers (FNV-1a of one byte keeps its parity).
+	const workers, queue, busy, others = 2, 2, 5, 30
+	var ms []gateway.Message
+	for i := range busy {
+		ms = append(ms, gateway.Message{Topic: "src", Offset: int64(len(ms) + 1), Key: []byte("A"), Value: []byte("a" + strconv.Itoa(i))})
+	}
+	for i := range others {
+		ms = append(ms, gateway.Message{Topic: "src", Offset: int64(len(ms) + 1), Key: []byte("B"), Value: []byte("b" + strconv.Itoa(i))})
+	}
+	src := gatewaytest.NewMemSource(true, ms...)
+	sink := &keyGatedSink{release: make(chan struct{}), want: others, done: make(chan struct{})}
+	p, err := gateway.New(src, decoder(), gatewaytest.DeciderFunc(allowAll), redactor(), sink,
+		[]*gateway.Recipient{recipient("ok")}, gateway.WithWorkers(workers), gateway.WithQueue(queue))
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(t.Context()) }()
+
+	select {
+	case <-sink.done:
+	case err := <-done:
+		t.Fatalf("the pipeline stopped early: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the events of the idle worker waited for the busy worker's writes")
+	}
+	for _, d := range sink.Topic("out.ok") {
+		assert.False(t, fromA(d), "a held write went through")
+	}
+	close(sink.release)
+	require.NoError(t, <-done)
+
+	var order []string
+	for _, d := range sink.Topic("out.ok") {
+		if fromA(d) {
+			order = append(order, string(d.Value))
+		}
+	}
+	assert.Equal(t, []string{"ok:a0", "ok:a1", "ok:a2", "ok:a3", "ok:a4"}, order, "the busy worker's events keep their order")
+	acked := src.Acked()
+	assert.Len(t, acked, busy+others, "every event is acked")
 }

@@ -170,8 +170,11 @@ const DefaultMaxInFlightBytes = 64 << 20
 // recipient topic. Default DefaultWorkers.
 func WithWorkers(n int) Option { return optionFunc(func(c *config) { c.workers = n }) }
 
-// WithQueue sets each worker's queue length; workers × (queue+1) bounds the
-// events in flight, and so memory, whatever the backlog. Default
+// WithQueue sets the events in flight per worker beyond the one it handles:
+// workers × (queue+1) bounds the events in flight, and so memory, whatever
+// the backlog. The bound is shared: a busy worker's events wait in its own
+// queue, which may take any part of the window, so the reader goes on with
+// the other workers' records until the whole window is in use. Default
 // DefaultQueue.
 func WithQueue(n int) Option { return optionFunc(func(c *config) { c.queue = n }) }
 
@@ -343,15 +346,15 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return fmt.Errorf("pipeline: telemetry: %w", err)
 	}
 	defer unregister()
-	queues := make([]chan job, p.cfg.workers)
+	queues := make([]*workQueue, p.cfg.workers)
 	var wg sync.WaitGroup
 	for i := range queues {
-		queues[i] = make(chan job, p.cfg.queue)
+		queues[i] = newWorkQueue()
 		wg.Add(1)
-		go func(w int, q <-chan job) {
+		go func(w int, q *workQueue) {
 			defer wg.Done()
 			ws := &workerScratch{scopes: newScopeMemo()}
-			for j := range q {
+			for j, ok := q.pop(); ok; j, ok = q.pop() {
 				p.handle(workCtx, w, j, ws)
 				work.budget.release(j.bytes)
 				work.events.Add(-1)
@@ -388,13 +391,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if work.budget.acquire(workCtx, n) != nil {
 			n = 0
 		}
-		queues[p.worker(&msg)] <- job{msg, ack, n}
+		queues[p.worker(&msg)].push(job{msg, ack, n})
 		if ctx.Err() != nil {
 			break
 		}
 	}
 	for _, q := range queues {
-		close(q)
+		q.close()
 	}
 	wg.Wait()
 	return runErr

@@ -130,7 +130,7 @@ memory figures are the gateway's own; --broker measures against any Kafka
 	f.StringVar(&o.recipients, "recipients", "all", "recipients: all, a number K (the first K of the registry) or a comma-separated list of ids")
 	f.IntVar(&o.partitions, "partitions", 3, "partitions of every topic the run creates")
 	f.IntVar(&o.workers, "workers", gateway.DefaultWorkers, "gateway workers, as dgw run's workers (events in flight: workers × (queue+1))")
-	f.IntVar(&o.queue, "queue", gateway.DefaultQueue, "gateway queue length per worker, as dgw run's queue")
+	f.IntVar(&o.queue, "queue", gateway.DefaultQueue, "gateway events in flight per worker beyond the one it handles (window workers × (queue+1)), as dgw run's queue")
 	f.DurationVar(&o.latency, "latency", 10*time.Second, "duration of the latency phase at half the maximum load (0: skip it)")
 	f.BoolVar(&o.mirror, "mirror", true, "measure the mirror (false: gateway only, e.g. for a long backlog)")
 	f.BoolVar(&o.stages, "stages", true, "measure each stage in process at the end (decode, decision hit and miss, redact and encode, the whole path at 10 recipients), no broker")
