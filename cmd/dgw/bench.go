@@ -75,6 +75,9 @@ type benchOptions struct {
 	// process (hidden).
 	serveBroker bool
 	topics      string
+	// servePublisher publishes the latency phase's records from this
+	// file, for a parent bench process (hidden; bench_publish.go).
+	servePublisher string
 }
 
 func (a *app) benchCmd() *cobra.Command {
@@ -96,13 +99,17 @@ records) and the same K recipients:
     record's timestamp read back from the broker.
 It prints records per second, the gateway/mirror ratio, CPU time per source
 event, the peak resident memory of the gateway phase and the decision cache
-hit ratio. The embedded broker runs in a child process so that the CPU and
-memory figures are the gateway's own; --broker measures against any Kafka
-(plaintext; the run creates its own source topics there).`,
+hit ratio. The embedded broker runs in a child process, and the latency
+phase's publisher in another, so that the CPU and memory figures are the
+gateway's own; --broker measures against any Kafka (plaintext; the run
+creates its own source topics there).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.serveBroker {
 				return a.serveBenchBroker(o, pauseCollector)
+			}
+			if o.servePublisher != "" {
+				return a.serveBenchPublisher(cmd.Context(), o)
 			}
 			if o.events <= 0 || o.partitions <= 0 || o.workers <= 0 || o.queue < 0 || o.latency < 0 || o.cacheSize < 0 || o.rate < 0 {
 				return failWith(2, errors.New("--events, --partitions and --workers must be positive; --queue, --latency, --latency-rate and --decision-cache not negative"))
@@ -150,7 +157,9 @@ memory figures are the gateway's own; --broker measures against any Kafka
 	f.IntVar(&o.runs, "runs", 1, "independent runs, each with its own broker, backlog and cache; with more than one, the median, min and max of every figure are printed after the runs")
 	f.BoolVar(&o.serveBroker, "serve-broker", false, "run only the embedded broker for a parent bench process")
 	f.StringVar(&o.topics, "topics", "", "topics the served broker creates")
+	f.StringVar(&o.servePublisher, "serve-publisher", "", "publish the records of this file for a parent bench process's latency phase")
 	_ = f.MarkHidden("serve-broker")
+	_ = f.MarkHidden("serve-publisher")
 	_ = f.MarkHidden("topics")
 	return cmd
 }
@@ -636,6 +645,7 @@ func (a *app) benchBrokerFor(ctx context.Context, o benchOptions, topics []strin
 	}
 	cmd := exec.Command(exe, "bench", "--serve-broker", "--partitions", strconv.Itoa(o.partitions),
 		"--topics", strings.Join(topics, ","))
+	cmd.Env = append(os.Environ(), benchChildEnv+"=1")
 	cmd.Stderr = a.stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -767,7 +777,29 @@ func pauseCollector() {
 	if mem := memTotal(); mem > 0 {
 		debug.SetMemoryLimit(mem / 2)
 		debug.SetGCPercent(-1)
+		prefault(min(mem/8, 2<<30))
 	}
+}
+
+// prefault has the runtime take n bytes of memory from the system and
+// touch every page of it, then lets it go to the heap's free pages (the
+// collection that follows frees it; with the collector paused the
+// runtime keeps those pages rather than return them). The paused broker's
+// heap grows by some 50 KB per gateway event, and taking each new page
+// from the system (a page fault, the kernel zeroing it) was a fifth of its
+// CPU in the latency phase, taken from the two CPUs it shares with the
+// gateway.
+func prefault(n int64) {
+	const chunk = 1 << 20
+	held := make([][]byte, 0, n/chunk)
+	for range n / chunk {
+		b := make([]byte, chunk)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1 // fresh memory is not zeroed by the runtime, so touch it
+		}
+		held = append(held, b)
+	}
+	runtime.KeepAlive(held)
 }
 
 // serveBenchBroker runs the embedded broker until stdin ends, printing its
@@ -1324,49 +1356,19 @@ func (a *app) drain(ctx context.Context, o benchOptions, brokers, sources []stri
 // every event, and reads the recipient records back.
 func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *workload, sourceOf func(string) string,
 	obs *benchObserver, rate float64, d time.Duration) (*benchLatency, error) {
-	sink, err := kafka.NewSink(kafka.SinkConfig{Brokers: brokers, ClientID: "dgw-bench-live"})
-	if err != nil {
-		return nil, err
-	}
-	defer sink.Close(context.WithoutCancel(ctx))
-	recs, err := pregenerate(wl, sourceOf, int64(math.Ceil(rate*d.Seconds())), memTotal()/4)
+	pub, err := a.benchPublisherFor(ctx, brokers, wl, sourceOf, rate, d)
 	if err != nil {
 		return nil, fmt.Errorf("latency phase at %.0f events/s for %s: %w", rate, d, err)
-	}
-	// The records' bytes are the producers' in production, not the
-	// gateway's: the memory limit grows by them for the phase.
-	var held int64
-	for _, r := range recs {
-		held += int64(len(r.Key) + len(r.Value))
-	}
-	if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64-held {
-		debug.SetMemoryLimit(limit + held)
-		defer debug.SetMemoryLimit(limit)
 	}
 	runtime.GC()
 	c0 := readCounters()
 	obs.live.Store(true)
 	start := time.Now()
-	const tick = 5 * time.Millisecond
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	var sent int64
-	for time.Since(start) < d {
-		want := min(int64(rate*time.Since(start).Seconds()), int64(len(recs)))
-		if want > sent {
-			if err := sink.Write(ctx, recs[sent:want]...); err != nil {
-				return nil, fmt.Errorf("publish: %w", err)
-			}
-			clear(recs[sent:want]) // a sink keeps no bytes past a nil Write: let them go
-			sent = want
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	sent, took, err := pub.run()
+	if err != nil {
+		return nil, fmt.Errorf("latency phase: %w", err)
 	}
-	offered := float64(sent) / time.Since(start).Seconds()
+	offered := float64(sent) / took.Seconds()
 	obs.latencyTarget(sent)
 	select {
 	case <-obs.latDone:
@@ -1402,29 +1404,49 @@ func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *
 	return out, nil
 }
 
-// pregenerate generates and encodes the latency phase's n source records
-// before it starts. In production the producers are other processes;
-// generating the records during the phase, in the gateway's process (the
-// generic encoder makes ~60 KB of garbage per record, and costs CPU),
-// had the gateway collect a third more often. budget bounds their bytes
-// (0: no bound), so that a long phase fails at once instead of exhausting
-// memory.
-func pregenerate(wl *workload, sourceOf func(string) string, n, budget int64) ([]gateway.Disclosure, error) {
-	recs := make([]gateway.Disclosure, n)
+// benchPublisherFor generates and encodes the latency phase's records into
+// a file for a publisher process (see bench_publish.go) and starts it. The
+// records are generated before the phase: the generic encoder makes ~60 KB
+// of garbage per record and costs CPU, which is the producers' in
+// production. The child holds them in memory, so a phase whose records
+// would take more than a quarter of the machine's memory fails at once.
+func (a *app) benchPublisherFor(ctx context.Context, brokers []string, wl *workload, sourceOf func(string) string,
+	rate float64, d time.Duration) (*benchPublisher, error) {
+	f, err := os.CreateTemp("", "dgw-bench-latency-*.records")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	err = pregenerate(f, wl, sourceOf, int64(math.Ceil(rate*d.Seconds())), memTotal()/4)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return a.startBenchPublisher(ctx, brokers, f.Name(), rate, d)
+}
+
+// pregenerate writes the next n records of wl to w; budget bounds their
+// bytes (0: no bound).
+func pregenerate(w io.Writer, wl *workload, sourceOf func(string) string, n, budget int64) error {
+	bw := &benchRecordWriter{w: bufio.NewWriter(w)}
 	var bytes int64
-	for i := range recs {
+	for range n {
 		r, err := wl.next(sourceOf)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		bytes += int64(len(r.Key) + len(r.Value))
 		if budget > 0 && bytes > budget {
-			return nil, fmt.Errorf("its %d records would need more than %d MiB, a quarter of this machine's memory: shorten --latency or lower --latency-rate",
+			return fmt.Errorf("its %d records would need more than %d MiB, a quarter of this machine's memory: shorten --latency or lower --latency-rate",
 				n, budget>>20)
 		}
-		recs[i] = r
+		if err := bw.write(r); err != nil {
+			return err
+		}
 	}
-	return recs, nil
+	return bw.w.Flush()
 }
 
 // readBack reads the recipient records written since `since` and returns,

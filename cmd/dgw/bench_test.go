@@ -101,8 +101,10 @@ func TestPregenerate(t *testing.T) {
 		_, err := wl.next(sourceTopic)
 		require.NoError(t, err)
 	}
-	recs, err := pregenerate(wl, sourceTopic, 40, 0)
-	require.NoError(t, err)
+	var file bytes.Buffer
+	require.NoError(t, pregenerate(&file, wl, sourceTopic, 40, 0))
+	recs, err := readBenchRecords(&file)
+	require.NoError(t, err, "the publisher reads what the parent wrote")
 	require.Len(t, recs, 40)
 	for i, r := range recs {
 		w, err := want.next(sourceTopic)
@@ -110,7 +112,7 @@ func TestPregenerate(t *testing.T) {
 		assert.Equal(t, w, r, "record %d continues the stream after the backlog", i)
 	}
 
-	_, err = pregenerate(newWorkload(p.set, 3, true), sourceTopic, 1000, 1<<20)
+	err = pregenerate(io.Discard, newWorkload(p.set, 3, true), sourceTopic, 1000, 1<<20)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "its 1000 records would need more than 1 MiB")
 	assert.Contains(t, err.Error(), "shorten --latency or lower --latency-rate")
