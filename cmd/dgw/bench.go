@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -639,23 +638,9 @@ func (a *app) benchBrokerFor(ctx context.Context, o benchOptions, topics []strin
 		return &benchBroker{addrs: b.Addrs(), where: "embedded broker (in-process)", stop: b.Close,
 			collect: func(string) error { runtime.GC(); return nil }}, nil
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("start embedded broker: %w", err)
-	}
-	cmd := exec.Command(exe, "bench", "--serve-broker", "--partitions", strconv.Itoa(o.partitions),
+	cmd, stdin, out, err := a.startBenchChild(context.WithoutCancel(ctx), "--serve-broker", "--partitions", strconv.Itoa(o.partitions),
 		"--topics", strings.Join(topics, ","))
-	cmd.Env = append(os.Environ(), benchChildEnv+"=1")
-	cmd.Stderr = a.stderr
-	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start embedded broker process: %w", err)
 	}
 	stop := func() {
@@ -669,7 +654,6 @@ func (a *app) benchBrokerFor(ctx context.Context, o benchOptions, topics []strin
 			<-done
 		}
 	}
-	out := bufio.NewReader(stdout)
 	line, err := out.ReadString('\n')
 	if err != nil {
 		stop()

@@ -171,26 +171,12 @@ type benchPublisher struct {
 // startBenchPublisher starts the publisher child on file and waits until it
 // has loaded the records.
 func (a *app) startBenchPublisher(ctx context.Context, brokers []string, file string, rate float64, d time.Duration) (*benchPublisher, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("start publisher: %w", err)
-	}
-	cmd := exec.CommandContext(ctx, exe, "bench", "--serve-publisher", file, "--broker", strings.Join(brokers, ","),
+	cmd, stdin, out, err := a.startBenchChild(ctx, "--serve-publisher", file, "--broker", strings.Join(brokers, ","),
 		"--latency-rate", strconv.FormatFloat(rate, 'f', -1, 64), "--latency", d.String())
-	cmd.Env = append(os.Environ(), benchChildEnv+"=1")
-	cmd.Stderr = a.stderr
-	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start publisher process: %w", err)
 	}
-	p := &benchPublisher{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
+	p := &benchPublisher{cmd: cmd, stdin: stdin, out: out}
 	line, err := p.out.ReadString('\n')
 	if err != nil || strings.TrimSpace(line) != benchPublisherReady {
 		p.kill()
@@ -223,4 +209,30 @@ func (p *benchPublisher) kill() {
 	p.stdin.Close()
 	_ = p.cmd.Process.Kill()
 	_ = p.cmd.Wait()
+}
+
+// startBenchChild starts `dgw bench` with args as a child process (this
+// executable; benchChildEnv lets a test binary stand in for dgw), its
+// standard error the parent's, and returns its input and output. The child
+// is killed when ctx ends.
+func (a *app) startBenchChild(ctx context.Context, args ...string) (*exec.Cmd, io.WriteCloser, *bufio.Reader, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe, append([]string{"bench"}, args...)...)
+	cmd.Env = append(os.Environ(), benchChildEnv+"=1")
+	cmd.Stderr = a.stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, err
+	}
+	return cmd, stdin, bufio.NewReader(stdout), nil
 }
