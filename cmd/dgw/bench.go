@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,6 +54,7 @@ type benchOptions struct {
 	json       bool
 	cpuProfile string
 	memProfile string
+	trace      string
 	logLevel   string
 	timeout    time.Duration
 	// runs is how many independent runs to make (median, min and max of
@@ -119,8 +121,11 @@ creates its own source topics there).`,
 			if ev := policy.Evaluator(o.evaluator); ev != policy.EvaluatorPlan && ev != policy.EvaluatorInterpreter {
 				return failWith(2, fmt.Errorf("--evaluator: expected %s or %s, got %q", policy.EvaluatorPlan, policy.EvaluatorInterpreter, o.evaluator))
 			}
-			if o.runs > 1 && (o.cpuProfile != "" || o.memProfile != "") {
-				return failWith(2, errors.New("--cpuprofile and --memprofile profile one run: drop them or --runs"))
+			if o.runs > 1 && (o.cpuProfile != "" || o.memProfile != "" || o.trace != "") {
+				return failWith(2, errors.New("--cpuprofile, --memprofile and --trace profile one run: drop them or --runs"))
+			}
+			if o.trace != "" && o.latency == 0 {
+				return failWith(2, errors.New("--trace traces the latency phase: --latency must be more than 0"))
 			}
 			if o.embedded != "child" && o.embedded != "in-process" {
 				return failWith(2, fmt.Errorf("--embedded: expected child or in-process, got %q", o.embedded))
@@ -151,6 +156,7 @@ creates its own source topics there).`,
 	f.BoolVar(&o.json, "json", false, "print the results as JSON")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway's drain (the warm one with --warm) to this file")
 	f.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of the gateway's drain to this file")
+	f.StringVar(&o.trace, "trace", "", "write a Go execution trace of the gateway's process during the latency phase to this file (go tool trace)")
 	f.StringVar(&o.logLevel, "log-level", "error", "log level: debug, info, warn, error")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up on a run after this long")
 	f.IntVar(&o.runs, "runs", 1, "independent runs, each with its own broker, backlog and cache; with more than one, the median, min and max of every figure are printed after the runs")
@@ -1238,7 +1244,7 @@ func (a *app) benchGateway(ctx context.Context, o benchOptions, brokers, sources
 			return benchPhase{}, nil, nil, err
 		}
 		progress("latency: %.0f events/s for %s", rate, o.latency)
-		lat, err = a.benchLatency(ctx, brokers, p, wl, sourceOf, obs, rate, o.latency)
+		lat, err = a.benchLatency(ctx, brokers, p, wl, sourceOf, obs, rate, o.latency, o.trace)
 	}
 	if serr := stop(); err == nil {
 		err = serr
@@ -1339,11 +1345,19 @@ func (a *app) drain(ctx context.Context, o benchOptions, brokers, sources []stri
 // benchLatency publishes at rate for d, waits until the gateway handled
 // every event, and reads the recipient records back.
 func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *workload, sourceOf func(string) string,
-	obs *benchObserver, rate float64, d time.Duration) (*benchLatency, error) {
+	obs *benchObserver, rate float64, d time.Duration, tracePath string) (*benchLatency, error) {
 	pub, err := a.benchPublisherFor(ctx, brokers, wl, sourceOf, rate, d)
 	if err != nil {
 		return nil, fmt.Errorf("latency phase at %.0f events/s for %s: %w", rate, d, err)
 	}
+	stopTrace := func() error { return nil }
+	if tracePath != "" {
+		if stopTrace, err = startTrace(tracePath); err != nil {
+			pub.kill()
+			return nil, err
+		}
+	}
+	defer stopTrace()
 	runtime.GC()
 	c0 := readCounters()
 	obs.live.Store(true)
@@ -1360,6 +1374,9 @@ func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *
 		return nil, fmt.Errorf("latency phase: the gateway handled %d of %d events within a minute", obs.latSeen, sent)
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+	if err := stopTrace(); err != nil {
+		return nil, err
 	}
 	c1 := readCounters()
 	obs.mu.Lock()
@@ -1386,6 +1403,30 @@ func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *
 	out.ReadExpected, out.ReadRecords = wantRecords, len(read)
 	out.ReadP50Ms, out.ReadP99Ms, out.ReadMaxMs = ms(quantile(read, 0.5)), ms(quantile(read, 0.99)), ms(quantile(read, 1))
 	return out, nil
+}
+
+// startTrace writes an execution trace of this process to path until the
+// returned function is called (once or more; the first call ends it).
+func startTrace(path string) (func() error, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--trace: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--trace: %w", err)
+	}
+	var once sync.Once
+	var cerr error
+	return func() error {
+		once.Do(func() {
+			trace.Stop()
+			if cerr = f.Close(); cerr != nil {
+				cerr = fmt.Errorf("--trace: %w", cerr)
+			}
+		})
+		return cerr
+	}, nil
 }
 
 // benchPublisherFor generates and encodes the latency phase's records into

@@ -179,3 +179,28 @@ func countRecords(t *testing.T, addrs []string, topic string) int {
 	require.NoError(t, o.Err)
 	return int(o.Offset)
 }
+
+// TestBenchTrace: --trace writes an execution trace of the latency phase
+// that Go's trace tool reads; it needs a latency phase and one run.
+func TestBenchTrace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "latency.trace")
+	_, stderr, code := runCLI(t, nil, "bench", "--events", "60", "--latency", "1s", "--trace", path, "--mirror=false", "--warm=false",
+		"--stages=false", "--embedded", "in-process", "--partitions", "1", "--recipients", "2", "--json")
+	require.Equal(t, 0, code, stderr)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.True(t, bytes.HasPrefix(b, []byte("go 1.")), "a Go execution trace starts with its version: %q", b[:min(len(b), 16)])
+	assert.Greater(t, len(b), 1000, "the phase's events are in it")
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--latency", "0"}, "--trace traces the latency phase"},
+		{[]string{"--runs", "2"}, "profile one run"},
+	} {
+		_, stderr, code := runCLI(t, nil, append([]string{"bench", "--trace", path}, c.args...)...)
+		assert.Equal(t, 2, code)
+		assert.Contains(t, stderr, c.want)
+	}
+}
