@@ -412,7 +412,7 @@ func TestBenchRuns(t *testing.T) {
 		want string
 	}{
 		{[]string{"--runs", "0"}, "--runs: expected 1 or more, got 0"},
-		{[]string{"--runs", "3", "--cpuprofile", filepath.Join(t.TempDir(), "cpu.out")}, "--cpuprofile and --memprofile profile one run"},
+		{[]string{"--runs", "3", "--cpuprofile", filepath.Join(t.TempDir(), "cpu.out")}, "--cpuprofile, --memprofile and --trace profile one run: drop them or --runs"},
 	} {
 		_, stderr, code := runCLI(t, nil, append([]string{"bench"}, c.args...)...)
 		assert.Equal(t, 2, code, c.args)
