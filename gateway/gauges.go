@@ -71,6 +71,16 @@ type EvaluationStats struct {
 type inFlight struct {
 	events atomic.Int64
 	budget *byteBudget
+	queues []*workQueue
+}
+
+// longestQueue is the most events waiting for one worker.
+func (w *inFlight) longestQueue() int64 {
+	var n int
+	for _, q := range w.queues {
+		n = max(n, q.waiting())
+	}
+	return int64(n)
 }
 
 // registerGauges registers the pipeline's observable gauges; the returned
@@ -100,7 +110,15 @@ func (p *Pipeline) registerGauges(work *inFlight) (unregister func(), err error)
 	if err != nil {
 		return nil, fmt.Errorf("in-flight bytes gauge: %w", err)
 	}
-	observables = append(observables, events, bytes)
+	// A worker's queue may take any part of the window: one that holds
+	// most of it is one key's burst, or a worker held up by its writes,
+	// that the other workers do not wait for until the window is full.
+	longest, err := m.Int64ObservableGauge("dgw.pipeline.queue.longest",
+		metric.WithDescription("Events waiting for the busiest worker (its own queue; all queues share the workers × (queue+1) window)."))
+	if err != nil {
+		return nil, fmt.Errorf("longest queue gauge: %w", err)
+	}
+	observables = append(observables, events, bytes, longest)
 	if hasLag {
 		if lag, err = m.Int64ObservableGauge("dgw.consumer.lag",
 			metric.WithDescription("Records of a source partition at or after the first one this process has not finished.")); err != nil {
@@ -144,6 +162,7 @@ func (p *Pipeline) registerGauges(work *inFlight) (unregister func(), err error)
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(events, work.events.Load())
 		o.ObserveInt64(bytes, work.budget.used())
+		o.ObserveInt64(longest, work.longestQueue())
 		if hasLag {
 			for _, l := range lagger.Lag() {
 				o.ObserveInt64(lag, l.Lag, metric.WithAttributes(

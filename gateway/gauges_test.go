@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -245,4 +246,42 @@ func TestPipelineInFlightGauges(t *testing.T) {
 	assert.Len(t, sink.Topic("out.ok"), 2)
 	assert.Empty(t, collect(t, reader, "dgw.pipeline.in_flight"), "a stopped pipeline reports nothing in flight")
 	assert.Empty(t, collect(t, reader, "dgw.pipeline.in_flight.bytes"))
+}
+
+// TestPipelineLongestQueueGauge: the events waiting for the busiest worker
+// are exported (not the one it handles), and gone once Run returns.
+func TestPipelineLongestQueueGauge(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+
+	// Three events of key A, then one of key B (another worker: FNV-1a of
+	// one byte keeps its parity).
+	var in []gateway.Message
+	for i, k := range []string{"A", "A", "A", "B"} {
+		in = append(in, gateway.Message{Topic: "src", Offset: int64(i + 1), Key: []byte(k), Value: []byte("e" + strconv.Itoa(i))})
+	}
+	src := gatewaytest.NewMemSource(false, in...)
+	sink := newGatedSink()
+	sink.entered = make(chan struct{})
+	p, err := gateway.New(src, decoder(), gatewaytest.DeciderFunc(allowAll), redactor(), sink, []*gateway.Recipient{recipient("ok")},
+		gateway.WithMeterProvider(mp))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	runErr := make(chan error, 1)
+	go func() { runErr <- p.Run(ctx) }()
+
+	// A's first event and B's are in their workers' writes; B was read
+	// after A's other two were queued, so those two wait.
+	<-sink.entered
+	<-sink.entered
+	assert.Equal(t, []point{{attrs: map[string]string{}, value: 2}}, collect(t, reader, "dgw.pipeline.queue.longest"))
+
+	sink.openAll()
+	<-sink.entered // the two queued events' writes
+	<-sink.entered
+	cancel()
+	require.NoError(t, <-runErr)
+	assert.Len(t, sink.Topic("out.ok"), 4)
+	assert.Empty(t, collect(t, reader, "dgw.pipeline.queue.longest"), "a stopped pipeline reports no queue")
 }

@@ -340,16 +340,18 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	tokens := make(chan struct{}, p.cfg.workers*(p.cfg.queue+1))
 	// And the record bytes in flight are bounded whatever the records'
 	// size.
-	work := &inFlight{budget: newByteBudget(p.cfg.maxInFlightBytes)}
+	queues := make([]*workQueue, p.cfg.workers)
+	for i := range queues {
+		queues[i] = newWorkQueue()
+	}
+	work := &inFlight{budget: newByteBudget(p.cfg.maxInFlightBytes), queues: queues}
 	unregister, err := p.registerGauges(work)
 	if err != nil {
 		return fmt.Errorf("pipeline: telemetry: %w", err)
 	}
 	defer unregister()
-	queues := make([]*workQueue, p.cfg.workers)
 	var wg sync.WaitGroup
 	for i := range queues {
-		queues[i] = newWorkQueue()
 		wg.Add(1)
 		go func(w int, q *workQueue) {
 			defer wg.Done()

@@ -56,6 +56,14 @@ func (q *workQueue) wake() {
 	}
 }
 
+// waiting is the number of jobs in the queue (not the one its worker
+// handles).
+func (q *workQueue) waiting() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.jobs) - q.head
+}
+
 // pop returns the oldest job, waiting for one; false once the queue is
 // closed and empty.
 func (q *workQueue) pop() (job, bool) {
