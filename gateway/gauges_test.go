@@ -214,20 +214,8 @@ func ExampleNewPolicyReloads() {
 // TestPipelineInFlightGauges: the events read and not finished, and their
 // record bytes, are exported while Run runs, and gone once it returns.
 func TestPipelineInFlightGauges(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-
 	in := msgs("e1", "e2")
-	src := gatewaytest.NewMemSource(false, in...)
-	sink := newGatedSink()
-	sink.entered = make(chan struct{})
-	p, err := gateway.New(src, decoder(), gatewaytest.DeciderFunc(allowAll), redactor(), sink, []*gateway.Recipient{recipient("ok")},
-		gateway.WithMeterProvider(mp))
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(t.Context())
-	runErr := make(chan error, 1)
-	go func() { runErr <- p.Run(ctx) }()
+	reader, sink, cancel, runErr := runGated(t, in)
 
 	// Both events are in their workers' deliveries (their keys go to two
 	// workers), so both are in flight.
@@ -251,25 +239,13 @@ func TestPipelineInFlightGauges(t *testing.T) {
 // TestPipelineLongestQueueGauge: the events waiting for the busiest worker
 // are exported (not the one it handles), and gone once Run returns.
 func TestPipelineLongestQueueGauge(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-
 	// Three events of key A, then one of key B (another worker: FNV-1a of
 	// one byte keeps its parity).
 	var in []gateway.Message
 	for i, k := range []string{"A", "A", "A", "B"} {
 		in = append(in, gateway.Message{Topic: "src", Offset: int64(i + 1), Key: []byte(k), Value: []byte("e" + strconv.Itoa(i))})
 	}
-	src := gatewaytest.NewMemSource(false, in...)
-	sink := newGatedSink()
-	sink.entered = make(chan struct{})
-	p, err := gateway.New(src, decoder(), gatewaytest.DeciderFunc(allowAll), redactor(), sink, []*gateway.Recipient{recipient("ok")},
-		gateway.WithMeterProvider(mp))
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(t.Context())
-	runErr := make(chan error, 1)
-	go func() { runErr <- p.Run(ctx) }()
+	reader, sink, cancel, runErr := runGated(t, in)
 
 	// A's first event and B's are in their workers' writes; B was read
 	// after A's other two were queued, so those two wait.
@@ -284,4 +260,23 @@ func TestPipelineLongestQueueGauge(t *testing.T) {
 	require.NoError(t, <-runErr)
 	assert.Len(t, sink.Topic("out.ok"), 4)
 	assert.Empty(t, collect(t, reader, "dgw.pipeline.queue.longest"), "a stopped pipeline reports no queue")
+}
+
+// runGated runs a pipeline with metrics on the messages in (then a source
+// that waits) and a gatedSink that says when each write starts; cancel
+// stops it, runErr gives Run's result.
+func runGated(t *testing.T, in []gateway.Message) (*sdkmetric.ManualReader, *gatedSink, context.CancelFunc, <-chan error) {
+	t.Helper()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	sink := newGatedSink()
+	sink.entered = make(chan struct{})
+	p, err := gateway.New(gatewaytest.NewMemSource(false, in...), decoder(), gatewaytest.DeciderFunc(allowAll), redactor(), sink,
+		[]*gateway.Recipient{recipient("ok")}, gateway.WithMeterProvider(mp))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	runErr := make(chan error, 1)
+	go func() { runErr <- p.Run(ctx) }()
+	return reader, sink, cancel, runErr
 }
