@@ -66,8 +66,8 @@ type EvaluationStats struct {
 	Checks, Differences, Fallbacks int64
 }
 
-// inFlight is the work Run holds: events read and not finished, and the
-// record bytes handed to workers.
+// inFlight is the work Run holds: events read and not finished, the
+// record bytes handed to workers, and the workers' queues.
 type inFlight struct {
 	events atomic.Int64
 	budget *byteBudget

@@ -238,7 +238,8 @@ type benchPhase struct {
 
 // heapFigures are what the process's collector did over a phase: the
 // collections it ran, and what was allocated per source event (the
-// process's: in the latency phase the publisher's share is in them too).
+// process's: the gateway's, and with --embedded in-process the broker's;
+// the latency phase's publisher has a process of its own).
 // Collections lengthen the latency tail; fewer allocations, fewer of them.
 type heapFigures struct {
 	GCCycles        uint64  `json:"gc_cycles"`
@@ -1342,8 +1343,9 @@ func (a *app) drain(ctx context.Context, o benchOptions, brokers, sources []stri
 	return ph, obs, stop, nil
 }
 
-// benchLatency publishes at rate for d, waits until the gateway handled
-// every event, and reads the recipient records back.
+// benchLatency has a publisher process publish at rate for d, waits until
+// the gateway handled every event (tracing this process meanwhile when
+// tracePath is set), and reads the recipient records back.
 func (a *app) benchLatency(ctx context.Context, brokers []string, p *parts, wl *workload, sourceOf func(string) string,
 	obs *benchObserver, rate float64, d time.Duration, tracePath string) (*benchLatency, error) {
 	pub, err := a.benchPublisherFor(ctx, brokers, wl, sourceOf, rate, d)
